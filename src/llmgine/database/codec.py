@@ -1,0 +1,418 @@
+"""Events to JSON payloads and back, without losing a field, a type or a zone.
+
+A payload is a JSON object of every dataclass field of the event. JSON's own
+types are stored as themselves; any other value is a tagged object
+``{"$type": <tag>, ...}``: datetime, date, time (with a naive, fixed-offset or
+``ZoneInfo`` zone, microseconds and ``fold``), timedelta, UUID, Decimal,
+bytes, bytearray, tuple, set, frozenset, Enum members, nested dataclasses,
+non-finite floats, integers beyond 64 bits, and dicts whose keys are not all
+strings (or that contain the key ``"$type"`` themselves).
+
+Enum and dataclass values are restored only as classes named in the event
+class's field annotations (followed through nested dataclasses, containers
+and unions): nothing is ever imported by name. A scheduled event holding any
+other value is rejected by `encode_event` with an `UnstorableEventError`
+naming the class and the field; the event log encodes with ``strict=False``,
+which stores a readable repr in place of such a value instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+import sys
+import typing
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from llmgine.errors import DecodeError, UnstorableEventError
+from llmgine.messages.events import Event
+from llmgine.messages.scheduled_events import EVENT_CLASSES, ScheduledEvent
+
+TYPE_KEY = "$type"
+_INT64 = 2**63
+
+try:  # pragma: no cover - depends on the optional "fast" extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
+def dumps(value: Any) -> str:
+    """JSON text of an encoded payload (orjson when installed, else the stdlib)."""
+    if _orjson is not None:
+        try:
+            return str(_orjson.dumps(value).decode())
+        except TypeError:  # lone surrogates: the stdlib escapes them
+            pass
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """The inverse of `dumps`."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:  # escaped lone surrogates: the stdlib accepts them
+            pass
+    return json.loads(text)
+
+
+class _Unencodable(Exception):
+    """A value the codec cannot store; carries the path to it for the message."""
+
+    def __init__(self, value: Any, why: str) -> None:
+        super().__init__(why)
+        self.value = value
+        self.why = why
+        self.path: list[str] = []
+
+
+def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
+    """The JSON-safe payload of every dataclass field of ``event``.
+
+    With ``strict`` (the default, for scheduled events) a value that cannot be
+    restored raises `UnstorableEventError` naming the class and field.
+    Otherwise (the event log) such a value is stored as ``{"$type": "repr"}``.
+    """
+    cls = type(event)
+    plan = _plan(cls)
+    if plan.undeclared:
+        raise UnstorableEventError(
+            f"{cls.__qualname__} declares fields {sorted(plan.undeclared)} without @dataclass; "
+            "decorate the class with @dataclass so they are stored"
+        )
+    encoder = _Encoder(plan.known if strict else None)
+    payload: dict[str, Any] = {}
+    for name in plan.field_names:
+        value = getattr(event, name)
+        try:
+            payload[name] = encoder.encode(value)
+        except _Unencodable as exc:
+            where = name + "".join(reversed(exc.path))
+            raise UnstorableEventError(
+                f"cannot store {cls.__qualname__}.{where}: {exc.why}"
+            ) from None
+    return payload
+
+
+def decode_event(class_name: str, payload: Any) -> ScheduledEvent:
+    """The scheduled event ``payload`` encodes, of the registered class ``class_name``.
+
+    Raises `DecodeError` for an unregistered class or a payload that does not
+    fit the class (missing required field, unknown tag, bad value).
+    """
+    cls = EVENT_CLASSES.get(class_name)
+    if cls is None:
+        raise DecodeError(f"unknown event class {class_name!r}: it is not registered")
+    if not isinstance(payload, dict):
+        raise DecodeError(f"payload is a {type(payload).__name__}, not a JSON object")
+    plan = _plan(cls)
+    try:
+        values = {key: _decode(value, plan.known) for key, value in payload.items()}
+        if isinstance(values.get("scheduled_time"), str):  # rows written by the original module
+            values["scheduled_time"] = datetime.fromisoformat(values["scheduled_time"])
+        event = cls(**{k: v for k, v in values.items() if k in plan.init_names})
+        for name in plan.non_init_names:
+            if name in values:
+                object.__setattr__(event, name, values[name])
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"payload does not fit {class_name}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(event.scheduled_time, datetime):
+        raise DecodeError(f"scheduled_time is a {type(event.scheduled_time).__name__}")
+    return event
+
+
+def decode_value(value: Any, known: dict[str, type] | None = None) -> Any:
+    """Decode one encoded value; Enum and dataclass tags need their class in ``known``."""
+    return _decode(value, known or {})
+
+
+# --- per-class plans -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    field_names: tuple[str, ...]
+    init_names: frozenset[str]
+    non_init_names: tuple[str, ...]
+    known: dict[str, type]
+    """Enum and dataclass classes reachable from the annotations, by qualified name."""
+    undeclared: frozenset[str]
+
+
+_plans: dict[type, _Plan] = {}
+
+
+def _plan(cls: type) -> _Plan:
+    plan = _plans.get(cls)
+    if plan is None:
+        fields = dataclasses.fields(cls)
+        own = set(cls.__dict__.get("__annotations__", {}))
+        plan = _Plan(
+            field_names=tuple(f.name for f in fields),
+            init_names=frozenset(f.name for f in fields if f.init),
+            non_init_names=tuple(f.name for f in fields if not f.init),
+            known=_reachable_classes(cls),
+            undeclared=frozenset(own - {f.name for f in fields}),
+        )
+        _plans[cls] = plan
+    return plan
+
+
+def qualified_name(cls: type) -> str:
+    """The name a class is stored under: ``module.QualName``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _reachable_classes(root: type) -> dict[str, type]:
+    found: dict[str, type] = {}
+    pending: list[Any] = [root]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, type) and (issubclass(item, Enum) or dataclasses.is_dataclass(item)):
+            found[qualified_name(item)] = item
+            if dataclasses.is_dataclass(item):
+                pending.extend(_field_types(item))
+        pending.extend(typing.get_args(item))
+    return found
+
+
+def _field_types(cls: type) -> Iterator[Any]:
+    try:
+        yield from typing.get_type_hints(cls).values()
+        return
+    except Exception:  # unresolvable forward references: take what resolves
+        pass
+    module = sys.modules.get(cls.__module__)
+    namespace = vars(module) if module is not None else {}
+    for f in dataclasses.fields(cls):
+        hint: Any = f.type
+        if isinstance(hint, str):
+            try:
+                hint = eval(hint, dict(namespace), dict(vars(cls)))
+            except Exception:
+                continue
+        yield hint
+
+
+# --- encoding -----------------------------------------------------------------------
+
+
+def _zone_fields(tz: Any) -> dict[str, Any]:
+    if tz is None:
+        return {}
+    if type(tz) is timezone:
+        offset = tz.utcoffset(None)
+        fields: dict[str, Any] = {"offset": offset // timedelta(microseconds=1)}
+        if tz.tzname(None) != timezone(offset).tzname(None):
+            fields["name"] = tz.tzname(None)
+        return fields
+    if isinstance(tz, ZoneInfo) and tz.key is not None:
+        return {"zone": tz.key}
+    raise _Unencodable(tz, f"unsupported tzinfo {type(tz).__name__}; use zoneinfo.ZoneInfo or datetime.timezone")
+
+
+def _clock(tag: str, wall: datetime | time, tz: Any) -> dict[str, Any]:
+    encoded = {TYPE_KEY: tag, "v": wall.isoformat(timespec="microseconds"), **_zone_fields(tz)}
+    if wall.fold:
+        encoded["fold"] = 1
+    return encoded
+
+
+class _Encoder:
+    def __init__(self, known: dict[str, type] | None) -> None:
+        self.known = known  # None: lenient (event log)
+
+    def encode(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            return value
+        if kind is int:
+            return value if -_INT64 <= value < _INT64 else {TYPE_KEY: "int", "v": str(value)}
+        if kind is float:
+            return value if math.isfinite(value) else {TYPE_KEY: "float", "v": repr(value)}
+        if kind is dict:
+            return self._dict(value)
+        if kind is list:
+            return self._items(value)
+        handler = _ENCODERS.get(kind)
+        if handler is not None:
+            return handler(self, value)
+        return self._other(value)
+
+    def _items(self, values: Any) -> list[Any]:
+        out = []
+        for index, item in enumerate(values):
+            try:
+                out.append(self.encode(item))
+            except _Unencodable as exc:
+                exc.path.append(f"[{index}]")
+                raise
+        return out
+
+    def _dict(self, value: dict[Any, Any]) -> Any:
+        if TYPE_KEY not in value and all(type(k) is str for k in value):
+            out = {}
+            for key, item in value.items():
+                try:
+                    out[key] = self.encode(item)
+                except _Unencodable as exc:
+                    exc.path.append(f"[{key!r}]")
+                    raise
+            return out
+        return {TYPE_KEY: "dict", "v": self._items([list(pair) for pair in value.items()])}
+
+    def _tagged_items(self, tag: str, values: Any) -> dict[str, Any]:
+        return {TYPE_KEY: tag, "v": self._items(values)}
+
+    def _other(self, value: Any) -> Any:
+        cls = type(value)
+        try:
+            if isinstance(value, Enum):
+                self._check_known(cls)
+                return {TYPE_KEY: "enum", "cls": qualified_name(cls), "name": value.name}
+            if dataclasses.is_dataclass(value):
+                self._check_known(cls)
+                return self._dataclass(value)
+            # Subclasses of JSON's types (defaultdict, OrderedDict, str subclasses) keep their value.
+            for base, encode in _SUBCLASS_FALLBACKS:
+                if isinstance(value, base):
+                    return encode(self, value)
+            raise _Unencodable(value, f"values of type {cls.__qualname__} cannot be stored")
+        except _Unencodable:
+            if self.known is None:
+                return {TYPE_KEY: "repr", "v": _safe_repr(value)}
+            raise
+
+    def _check_known(self, cls: type) -> None:
+        if self.known is not None and self.known.get(qualified_name(cls)) is not cls:
+            raise _Unencodable(
+                cls,
+                f"{cls.__qualname__} is not named in the event class's field annotations, "
+                "so it could not be restored; annotate the field with it",
+            )
+
+    def _dataclass(self, value: Any) -> dict[str, Any]:
+        fields = {}
+        for f in dataclasses.fields(value):
+            try:
+                fields[f.name] = self.encode(getattr(value, f.name))
+            except _Unencodable as exc:
+                exc.path.append(f".{f.name}")
+                raise
+        return {TYPE_KEY: "dataclass", "cls": qualified_name(type(value)), "v": fields}
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__qualname__}: {type(exc).__name__}>"
+
+
+_ENCODERS: dict[type, Callable[[_Encoder, Any], Any]] = {
+    datetime: lambda _, v: _clock("datetime", v.replace(tzinfo=None), v.tzinfo),
+    time: lambda _, v: _clock("time", v.replace(tzinfo=None), v.tzinfo),
+    date: lambda _, v: {TYPE_KEY: "date", "v": v.isoformat()},
+    timedelta: lambda _, v: {TYPE_KEY: "timedelta", "v": [v.days, v.seconds, v.microseconds]},
+    uuid.UUID: lambda _, v: {TYPE_KEY: "uuid", "v": str(v)},
+    Decimal: lambda _, v: {TYPE_KEY: "decimal", "v": str(v)},
+    bytes: lambda _, v: {TYPE_KEY: "bytes", "v": base64.b64encode(v).decode("ascii")},
+    bytearray: lambda _, v: {TYPE_KEY: "bytearray", "v": base64.b64encode(v).decode("ascii")},
+    tuple: lambda e, v: e._tagged_items("tuple", v),
+    set: lambda e, v: e._tagged_items("set", v),
+    frozenset: lambda e, v: e._tagged_items("frozenset", v),
+}
+
+_SUBCLASS_FALLBACKS: tuple[tuple[type, Callable[[_Encoder, Any], Any]], ...] = (
+    (bool, lambda _, v: bool(v)),
+    (int, lambda e, v: e.encode(int(v))),
+    (float, lambda e, v: e.encode(float(v))),
+    (str, lambda _, v: str(v)),
+    (dict, lambda e, v: e._dict(dict(v))),
+    (list, lambda e, v: e._items(v)),
+    (tuple, lambda e, v: e._tagged_items("tuple", v)),
+)
+
+
+# --- decoding -----------------------------------------------------------------------
+
+
+def _zone(value: dict[str, Any]) -> Any:
+    if "zone" in value:
+        return ZoneInfo(value["zone"])
+    if "offset" in value:
+        offset = timedelta(microseconds=value["offset"])
+        return timezone(offset, value["name"]) if "name" in value else timezone(offset)
+    return None
+
+
+def _decode_clock(value: dict[str, Any], parse: Callable[[str], Any]) -> Any:
+    return parse(value["v"]).replace(tzinfo=_zone(value), fold=value.get("fold", 0))
+
+
+def _decode_class(value: dict[str, Any], known: dict[str, type]) -> type:
+    cls = known.get(value["cls"])
+    if cls is None:
+        raise DecodeError(f"class {value['cls']!r} is not named in the event class's annotations")
+    return cls
+
+
+def _decode_dataclass(value: dict[str, Any], known: dict[str, type]) -> Any:
+    cls = _decode_class(value, known)
+    fields = {k: _decode(v, known) for k, v in value["v"].items()}
+    init = {f.name for f in dataclasses.fields(cls) if f.init}
+    instance = cls(**{k: v for k, v in fields.items() if k in init})
+    for name in fields.keys() - init:
+        object.__setattr__(instance, name, fields[name])
+    return instance
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any], dict[str, type]], Any]] = {
+    "datetime": lambda v, _: _decode_clock(v, datetime.fromisoformat),
+    "time": lambda v, _: _decode_clock(v, time.fromisoformat),
+    "date": lambda v, _: date.fromisoformat(v["v"]),
+    "timedelta": lambda v, _: timedelta(*v["v"]),
+    "uuid": lambda v, _: uuid.UUID(v["v"]),
+    "decimal": lambda v, _: Decimal(v["v"]),
+    "bytes": lambda v, _: base64.b64decode(v["v"], validate=True),
+    "bytearray": lambda v, _: bytearray(base64.b64decode(v["v"], validate=True)),
+    "tuple": lambda v, k: tuple(_decode(i, k) for i in v["v"]),
+    "set": lambda v, k: {_decode(i, k) for i in v["v"]},
+    "frozenset": lambda v, k: frozenset(_decode(i, k) for i in v["v"]),
+    "dict": lambda v, k: {_decode(key, k): _decode(item, k) for key, item in v["v"]},
+    "int": lambda v, _: int(v["v"]),
+    "float": lambda v, _: float(v["v"]),
+    "enum": lambda v, k: _decode_class(v, k)[v["name"]],  # type: ignore[index]
+    "dataclass": _decode_dataclass,
+    "repr": lambda v, _: v["v"],
+}
+
+
+def _decode(value: Any, known: dict[str, type]) -> Any:
+    kind = type(value)
+    if kind is dict:
+        tag = value.get(TYPE_KEY)
+        if tag is None:
+            return {key: _decode(item, known) for key, item in value.items()}
+        decoder = _DECODERS.get(tag)
+        if decoder is None:
+            raise DecodeError(f"unknown value tag {tag!r}")
+        return decoder(value, known)
+    if kind is list:
+        return [_decode(item, known) for item in value]
+    return value

@@ -1,0 +1,162 @@
+"""DatabaseConfig: the only code in llmgine that reads the environment.
+
+``LLMGINE_DB_URL``          database URL (default ``sqlite:///./message_bus.db``);
+                            a plain ``postgresql://`` or ``postgres://`` URL uses psycopg 3
+``LLMGINE_DB_SCHEMA``       PostgreSQL schema, or SQLite table prefix (default ``message_bus``)
+``LLMGINE_PERSIST_EVENTS``  ``1`` turns the event log on (default off)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from llmgine.database.models import Naming
+from llmgine.errors import ConfigurationError
+
+ENV_URL = "LLMGINE_DB_URL"
+ENV_SCHEMA = "LLMGINE_DB_SCHEMA"
+ENV_PERSIST_EVENTS = "LLMGINE_PERSIST_EVENTS"
+
+DEFAULT_URL = "sqlite:///./message_bus.db"
+DEFAULT_SCHEMA = "message_bus"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+_POSTGRES_IDENTIFIER_BYTES = 63
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    """The raw (url, schema, persist_events) settings; the one read of ``os.environ``."""
+    env = os.environ if environ is None else environ
+    return (
+        env.get(ENV_URL, DEFAULT_URL),
+        env.get(ENV_SCHEMA, DEFAULT_SCHEMA),
+        env.get(ENV_PERSIST_EVENTS, "0"),
+    )
+
+
+def parse_flag(raw: str) -> bool:
+    """``1/true/yes/on`` and ``0/false/no/off/(empty)``, any case; else `ConfigurationError`."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{ENV_PERSIST_EVENTS}={raw!r} is not one of 1/0/true/false/yes/no/on/off")
+
+
+def normalize_url(raw: str) -> URL:
+    """Parse ``raw``; plain PostgreSQL URLs get the psycopg 3 driver."""
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ConfigurationError(f"cannot parse database URL {redact(raw)!r}") from None
+    except ValueError as exc:  # e.g. a bad port
+        raise ConfigurationError(f"cannot parse database URL {redact(raw)!r}: {exc}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def redact(raw: str) -> str:
+    """``raw`` with any password in it hidden, for logs and messages."""
+    try:
+        return make_url(raw.strip()).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
+
+
+def validate_schema(schema: str, *, postgres: bool) -> None:
+    """Raise `ConfigurationError` unless ``schema`` is a usable name for this backend."""
+    if schema == "":
+        return
+    parts = schema.split(".")
+    if not all(_IDENTIFIER.fullmatch(part) for part in parts):
+        raise ConfigurationError(
+            f"{ENV_SCHEMA}={schema!r} is not a valid name: use letters, digits and "
+            "underscores, not starting with a digit (dots separate parts on SQLite)"
+        )
+    if postgres and len(parts) > 1:
+        raise ConfigurationError(f"{ENV_SCHEMA}={schema!r}: a PostgreSQL schema name cannot contain dots")
+    if postgres and len(schema.encode()) > _POSTGRES_IDENTIFIER_BYTES:
+        raise ConfigurationError(f"{ENV_SCHEMA}={schema!r} is longer than PostgreSQL's 63 bytes")
+
+
+@dataclass(frozen=True, init=False, eq=False)
+class DatabaseConfig:
+    """Validated database settings; an argument left out is read from the environment.
+
+    ``DatabaseConfig()`` reads all three variables, as the original module did.
+    Raises `ConfigurationError` for an unparsable URL, an invalid schema name or
+    an unrecognised ``LLMGINE_PERSIST_EVENTS`` value.
+    """
+
+    db_url: str
+    schema: str
+    persist_events: bool
+    url: URL = field(repr=False, compare=False)
+
+    def __init__(
+        self,
+        *,
+        db_url: str | None = None,
+        schema: str | None = None,
+        persist_events: bool | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if db_url is None or schema is None or persist_events is None:
+            env_url, env_schema, env_persist = read_environment(environ)
+            db_url = env_url if db_url is None else db_url
+            schema = env_schema if schema is None else schema
+            persist_events = parse_flag(env_persist) if persist_events is None else persist_events
+        url = normalize_url(db_url)
+        validate_schema(schema, postgres=url.get_backend_name() == "postgresql")
+        object.__setattr__(self, "db_url", db_url)
+        object.__setattr__(self, "schema", schema)
+        object.__setattr__(self, "persist_events", persist_events)
+        object.__setattr__(self, "url", url)
+
+    def __repr__(self) -> str:
+        return (
+            f"DatabaseConfig(db_url={self.redacted_url!r}, schema={self.schema!r}, "
+            f"persist_events={self.persist_events!r})"
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the URL names PostgreSQL."""
+        return self.url.get_backend_name() == "postgresql"
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with its password hidden."""
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def naming(self) -> Naming:
+        """PostgreSQL: the schema. Elsewhere: a table prefix (``a.b`` gives ``a_b_``)."""
+        if self.is_postgres:
+            return Naming(schema=self.schema or None)
+        return Naming(prefix=self.schema.replace(".", "_") + "_" if self.schema else "")
+
+    def has_changed(self, other: DatabaseConfig) -> bool:
+        """True if URL, schema or the persist flag differ from ``other``."""
+        return (self.db_url, self.schema, self.persist_events) != (
+            other.db_url,
+            other.schema,
+            other.persist_events,
+        )
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, DatabaseConfig) and not self.has_changed(other)
+
+    def __hash__(self) -> int:
+        return hash((self.db_url, self.schema, self.persist_events))

@@ -1,0 +1,78 @@
+"""Engines with llmgine's settings for each backend.
+
+SQLite: WAL journal, ``synchronous=FULL`` (a commit survives a crash of the
+process and of the machine), a 30 s busy timeout, and every transaction begun
+with ``BEGIN IMMEDIATE`` so that read-then-write transactions never fail to
+upgrade their lock. In-memory databases share one connection across threads.
+PostgreSQL: psycopg 3, pre-ping, a 10 s connect timeout unless the URL sets one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from llmgine.database import codec
+from llmgine.errors import ConfigurationError
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """True for SQLite URLs that name an in-memory database."""
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
+
+
+def create_engine_for(url: URL, **overrides: Any) -> Engine:
+    """A new engine for ``url``; raises `ConfigurationError` for an unknown driver."""
+    backend = url.get_backend_name()
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "json_serializer": codec.dumps,
+        "json_deserializer": codec.loads,
+    }
+    if backend == "sqlite":
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+        if is_memory_sqlite(url):
+            options["poolclass"] = StaticPool
+    elif backend == "postgresql" and "connect_timeout" not in url.query:
+        options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    options.update(overrides)
+    try:
+        engine = create_engine(url, **options)
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"unknown database driver {url.drivername!r} in {url.render_as_string()!r}"
+        ) from None
+    except ImportError as exc:
+        hint = " (pip install 'llmgine[postgres]')" if backend == "postgresql" else ""
+        raise ConfigurationError(
+            f"the driver for {url.drivername!r} is not installed: {exc}{hint}"
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine, wal=not is_memory_sqlite(url))
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        try:
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,141 @@
+"""DatabaseEngine: the process-wide holder behind the seed's module functions.
+
+It is the one sanctioned global. It reads the configuration from the
+environment on every call; when ``LLMGINE_DB_URL``, ``LLMGINE_DB_SCHEMA`` or
+``LLMGINE_PERSIST_EVENTS`` changed, it flushes the writer of the old
+configuration, disposes the old engine and builds the new one on next use.
+Everything it holds (engine, store, writer) is created lazily, under a lock,
+and built from the same `SQLAlchemyStore` and `Writer` the rest of llmgine uses.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from typing import ClassVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from llmgine.database.config import DatabaseConfig, parse_flag, read_environment
+from llmgine.database.connect import create_engine_for
+from llmgine.database.sqlstore import SQLAlchemyStore
+from llmgine.database.writer import Writer
+from llmgine.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+FLUSH_ON_CHANGE_S = 5.0
+"""How long a configuration change or reset waits for the old writer to drain."""
+
+
+class DatabaseEngine:
+    """Thread-safe holder of the engine, store and writer for the current configuration."""
+
+    _lock: ClassVar[threading.RLock] = threading.RLock()
+    _raw: ClassVar[tuple[str, str, str] | None] = None
+    _config: ClassVar[DatabaseConfig | None] = None
+    _config_error: ClassVar[ConfigurationError | None] = None
+    _engine: ClassVar[Engine | None] = None
+    _store: ClassVar[SQLAlchemyStore | None] = None
+    _writer: ClassVar[Writer | None] = None
+    _atexit_registered: ClassVar[bool] = False
+
+    @classmethod
+    def get_config(cls) -> DatabaseConfig:
+        """The configuration now in the environment; resets the engine if it changed.
+
+        Raises `ConfigurationError` when the environment holds an invalid value.
+        """
+        raw = read_environment()
+        config, error = cls._config, cls._config_error
+        if raw != cls._raw:
+            with cls._lock:
+                if raw != cls._raw:
+                    cls._apply(raw)
+                config, error = cls._config, cls._config_error
+        if error is not None:
+            raise error
+        assert config is not None
+        return config
+
+    @classmethod
+    def _apply(cls, raw: tuple[str, str, str]) -> None:
+        try:
+            new: DatabaseConfig | None = DatabaseConfig(
+                db_url=raw[0], schema=raw[1], persist_events=parse_flag(raw[2])
+            )
+            error = None
+        except ConfigurationError as exc:
+            new, error = None, exc
+            logger.error("llmgine persistence disabled: %s", exc)
+        if cls._config is not None and (new is None or new.has_changed(cls._config)):
+            logger.debug("database configuration changed; resetting the engine")
+            cls._release()
+        cls._raw, cls._config, cls._config_error = raw, new, error
+
+    @classmethod
+    def get_store(cls) -> SQLAlchemyStore:
+        """The store for the current configuration; it creates its tables on first use."""
+        config = cls.get_config()
+        with cls._lock:
+            if cls._store is None or cls._config is not config:
+                engine = create_engine_for(config.url)
+                cls._engine, cls._store = engine, SQLAlchemyStore(engine, naming=config.naming)
+            return cls._store
+
+    @classmethod
+    def get_engine(cls) -> Engine:
+        """The engine for the current configuration, with schema and tables ready."""
+        store = cls.get_store()
+        store.setup()
+        return store.engine
+
+    @classmethod
+    def get_session(cls) -> Session:
+        """A new ORM session on the current engine; close it when done."""
+        return Session(cls.get_engine())
+
+    @classmethod
+    def get_writer(cls) -> Writer:
+        """The background writer for the current configuration's store."""
+        store = cls.get_store()
+        with cls._lock:
+            if cls._writer is None:
+                cls._writer = Writer(log=store, scheduled=store)
+                if not cls._atexit_registered:
+                    atexit.register(cls._flush_at_exit)
+                    cls._atexit_registered = True
+            return cls._writer
+
+    @classmethod
+    def reset_engine(cls) -> None:
+        """Flush and stop the writer, dispose the engine, forget the configuration."""
+        with cls._lock:
+            cls._release()
+            cls._raw = cls._config = cls._config_error = None
+
+    @classmethod
+    def drop_all(cls) -> None:
+        """Drop the current configuration's tables (not a PostgreSQL schema itself)."""
+        store = cls.get_store()
+        with cls._lock:
+            if cls._writer is not None:
+                cls._writer.flush(FLUSH_ON_CHANGE_S)
+        store.drop()
+
+    @classmethod
+    def _release(cls) -> None:
+        writer, engine = cls._writer, cls._engine
+        cls._writer = cls._store = cls._engine = None
+        if writer is not None:
+            writer.stop(FLUSH_ON_CHANGE_S)
+        if engine is not None:
+            engine.dispose()
+
+    @classmethod
+    def _flush_at_exit(cls) -> None:
+        writer = cls._writer
+        if writer is not None:
+            writer.stop(FLUSH_ON_CHANGE_S)

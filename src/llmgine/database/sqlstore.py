@@ -1,0 +1,514 @@
+"""The SQLAlchemy store: `ScheduledEventStore` and `EventLog` over one engine.
+
+One class covers every SQLAlchemy dialect; what differs between them is
+computed once into `_Capabilities`. PostgreSQL claims with ``FOR UPDATE SKIP
+LOCKED``; SQLite ignores ``FOR UPDATE``, so there each claim is a single
+``UPDATE ... RETURNING`` inside a ``BEGIN IMMEDIATE`` transaction (see
+`llmgine.database.connect`), which SQLite runs one writer at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.schema import CreateSchema
+
+from llmgine.database import codec
+from llmgine.database.connect import create_engine_for
+from llmgine.database.config import normalize_url
+from llmgine.database.instants import parse_timestamp, to_utc, utc_now
+from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
+from llmgine.database.store import LogEntry, QuarantinedEvent
+from llmgine.errors import (
+    DecodeError,
+    RejectedDataError,
+    SchemaVersionError,
+    StoreUnavailableError,
+    UnstorableEventError,
+)
+from llmgine.messages.events import Event
+from llmgine.messages.scheduled_events import ScheduledEvent
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 500
+"""Ids per statement when a statement lists ids, well under every driver's parameter limit."""
+_MAX_NAME = 255
+
+
+@dataclass(frozen=True)
+class _Capabilities:
+    """What the dialect can do, decided once per store."""
+
+    schemas: bool
+    skip_locked: bool
+    returning: bool
+    on_conflict: Callable[[Any], Insert] | None
+    advisory_lock: bool
+
+    @classmethod
+    def of(cls, engine: Engine) -> _Capabilities:
+        dialect = engine.dialect
+        on_conflict: Callable[[Any], Insert] | None = None
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            on_conflict = lambda table: pg_insert(table).on_conflict_do_nothing(  # noqa: E731
+                index_elements=[table.c.event_id]
+            )
+        elif dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            on_conflict = lambda table: sqlite_insert(table).on_conflict_do_nothing(  # noqa: E731
+                index_elements=[table.c.event_id]
+            )
+        return cls(
+            schemas=dialect.name == "postgresql",
+            skip_locked=dialect.name == "postgresql",
+            returning=bool(dialect.update_returning and dialect.delete_returning),
+            on_conflict=on_conflict,
+            advisory_lock=dialect.name == "postgresql",
+        )
+
+
+class SQLAlchemyStore:
+    """A `ScheduledEventStore` and `EventLog` on any SQLAlchemy engine.
+
+    The store creates its schema and tables on first use (and again after
+    they vanish), records ``schema_version`` and refuses tables written by a
+    newer llmgine. A store given an engine never disposes it; one made by
+    `from_url` owns its engine and disposes it in `close`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        naming: Naming | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._engine = engine
+        self._naming = naming or Naming()
+        self._tables = tables_for(self._naming)
+        self._caps = _Capabilities.of(engine)
+        self._clock = clock
+        self._owns_engine = False
+        self._ready = False
+        self._setup_lock = threading.Lock()
+        self._where = engine.url.render_as_string(hide_password=True)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, schema: str = "", clock: Callable[[], datetime] = utc_now
+    ) -> SQLAlchemyStore:
+        """A store on a new engine for ``url``, with ``schema`` as on `DatabaseConfig`."""
+        from llmgine.database.config import DatabaseConfig
+
+        config = DatabaseConfig(db_url=url, schema=schema, persist_events=False)
+        store = cls(create_engine_for(normalize_url(url)), naming=config.naming, clock=clock)
+        store._owns_engine = True
+        return store
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def tables(self) -> Tables:
+        """The tables this store uses, named for its schema or prefix."""
+        return self._tables
+
+    @property
+    def naming(self) -> Naming:
+        return self._naming
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self._engine.dispose()
+
+    # --- schema -------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create the schema and tables if missing and check ``schema_version``."""
+        with self._setup_lock:
+            if self._ready:
+                return
+            with self._errors("setup"), self._engine.begin() as conn:
+                self._create(conn)
+            self._ready = True
+
+    def _create(self, conn: Connection) -> None:
+        schema = self._naming.schema
+        if self._caps.advisory_lock:
+            key = zlib.crc32(f"llmgine:{schema}:{self._naming.prefix}".encode()) & 0x7FFFFFFF
+            conn.execute(select(func.pg_advisory_xact_lock(key)))
+        if schema and self._caps.schemas:
+            conn.execute(CreateSchema(schema, if_not_exists=True))
+        self._tables.metadata.create_all(conn, checkfirst=True)
+        meta = self._tables.meta
+        found = conn.scalar(select(meta.c.value).where(meta.c.key == "schema_version"))
+        if found is None:
+            conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(found) > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the tables at {self._where} have schema_version {found}, newer than "
+                f"{SCHEMA_VERSION} which this llmgine knows; upgrade llmgine to use them"
+            )
+
+    def drop(self) -> None:
+        """Drop this store's tables (not the schema). For tests and tear-down."""
+        with self._setup_lock, self._errors("drop"), self._engine.begin() as conn:
+            self._tables.metadata.drop_all(conn, checkfirst=True)
+            self._ready = False
+
+    @contextmanager
+    def _begin(self, operation: str) -> Iterator[Connection]:
+        if not self._ready:
+            self.setup()
+        with self._errors(operation), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """Translate driver errors, in the one place they are translated."""
+        try:
+            yield
+        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+            raise RejectedDataError(
+                f"{operation} on {self._where} rejected: {_first_line(exc.orig)}"
+            ) from exc
+        except sa_exc.SQLAlchemyError as exc:
+            if _missing_table(exc):
+                self._ready = False
+            detail = _first_line(getattr(exc, "orig", None) or exc)
+            raise StoreUnavailableError(
+                f"{operation} on {self._where} failed: {type(exc).__name__}: {detail}"
+            ) from exc
+
+    # --- ScheduledEventStore ---------------------------------------------------------
+
+    def add(self, events: Sequence[ScheduledEvent]) -> None:
+        rows = [self._scheduled_row(event) for event in events]
+        if not rows:
+            return
+        with self._begin("add") as conn:
+            self._insert_ignoring_duplicates(conn, self._tables.scheduled, rows)
+
+    def _scheduled_row(self, event: ScheduledEvent) -> dict[str, Any]:
+        _check_name("event_id", event.event_id, event)
+        _check_name("class name", type(event).__name__, event)
+        if not isinstance(event.scheduled_time, datetime):
+            raise UnstorableEventError(
+                f"{type(event).__qualname__}.scheduled_time is a "
+                f"{type(event.scheduled_time).__name__}, not a datetime"
+            )
+        return {
+            "event_id": event.event_id,
+            "event_class_name": type(event).__name__,
+            "event_data": codec.encode_event(event),
+            "scheduled_time": to_utc(event.scheduled_time),
+            "created_at": self._clock(),
+        }
+
+    def _insert_ignoring_duplicates(
+        self, conn: Connection, table: Any, rows: list[dict[str, Any]]
+    ) -> None:
+        if self._caps.on_conflict is not None:
+            conn.execute(self._caps.on_conflict(table), rows)
+            return
+        ids = [row["event_id"] for row in rows]
+        present: set[str] = set()
+        for chunk in _chunks(ids):
+            present.update(conn.scalars(select(table.c.event_id).where(table.c.event_id.in_(chunk))))
+        fresh: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["event_id"] not in present:
+                fresh.setdefault(row["event_id"], row)
+        if fresh:
+            conn.execute(insert(table), list(fresh.values()))
+
+    def _claimable(self, now: datetime) -> Any:
+        t = self._tables.scheduled
+        return and_(
+            t.c.quarantine_reason.is_(None),
+            or_(t.c.owner.is_(None), t.c.lease_until < now),
+        )
+
+    def _row_columns(self) -> tuple[Any, ...]:
+        t = self._tables.scheduled
+        return (t.c.id, t.c.event_id, t.c.event_class_name, cast(t.c.event_data, Text), t.c.scheduled_time)
+
+    def claim(
+        self, owner: str, *, due_before: datetime, lease: timedelta, limit: int
+    ) -> list[ScheduledEvent]:
+        if limit <= 0:
+            return []
+        t = self._tables.scheduled
+        now = self._clock()
+        chosen = (
+            select(t.c.id)
+            .where(self._claimable(now), t.c.scheduled_time <= due_before)
+            .order_by(t.c.scheduled_time, t.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=self._caps.skip_locked)
+        )
+        with self._begin("claim") as conn:
+            if self._caps.returning:
+                claim = (
+                    update(t)
+                    .where(t.c.id.in_(chosen.scalar_subquery()))
+                    .values(owner=owner, lease_until=now + lease)
+                    .returning(*self._row_columns())
+                )
+                rows = conn.execute(claim).all()
+            else:
+                ids = list(conn.scalars(chosen))
+                for chunk in _chunks(ids):
+                    conn.execute(
+                        update(t).where(t.c.id.in_(chunk)).values(owner=owner, lease_until=now + lease)
+                    )
+                rows = self._select_rows(conn, ids)
+            return self._decode_rows(conn, rows)
+
+    def _select_rows(self, conn: Connection, ids: list[int]) -> list[Any]:
+        t = self._tables.scheduled
+        rows: list[Any] = []
+        for chunk in _chunks(ids):
+            rows.extend(conn.execute(select(*self._row_columns()).where(t.c.id.in_(chunk))).all())
+        return rows
+
+    def _decode_rows(self, conn: Connection, rows: Sequence[Any]) -> list[ScheduledEvent]:
+        """Decode claimed rows in due order; quarantine (and un-own) the ones that fail."""
+        t = self._tables.scheduled
+        events: list[ScheduledEvent] = []
+        for row in sorted(rows, key=lambda r: (r.scheduled_time, r.id)):
+            try:
+                events.append(codec.decode_event(row.event_class_name, codec.loads(row[3])))
+            except Exception as exc:
+                reason = _reason(exc)
+                logger.error(
+                    "quarantined scheduled event %s (%s) at %s: %s",
+                    row.event_id,
+                    row.event_class_name,
+                    self._where,
+                    reason,
+                )
+                conn.execute(
+                    update(t)
+                    .where(t.c.id == row.id)
+                    .values(quarantine_reason=reason, owner=None, lease_until=None)
+                )
+        return events
+
+    def renew(self, owner: str, *, lease: timedelta) -> set[str]:
+        t = self._tables.scheduled
+        stmt = update(t).where(t.c.owner == owner).values(lease_until=self._clock() + lease)
+        with self._begin("renew") as conn:
+            if self._caps.returning:
+                return set(conn.scalars(stmt.returning(t.c.event_id)))
+            conn.execute(stmt)
+            return set(conn.scalars(select(t.c.event_id).where(t.c.owner == owner)))
+
+    def release(self, owner: str) -> int:
+        t = self._tables.scheduled
+        with self._begin("release") as conn:
+            result = conn.execute(
+                update(t).where(t.c.owner == owner).values(owner=None, lease_until=None)
+            )
+            return int(result.rowcount)
+
+    def complete(self, owner: str, event_ids: Collection[str]) -> int:
+        t = self._tables.scheduled
+        done = 0
+        with self._begin("complete") as conn:
+            for chunk in _chunks(list(event_ids)):
+                result = conn.execute(delete(t).where(t.c.owner == owner, t.c.event_id.in_(chunk)))
+                done += int(result.rowcount)
+        return done
+
+    def take_all(self) -> list[ScheduledEvent]:
+        t = self._tables.scheduled
+        now = self._clock()
+        chosen = select(t.c.id).where(self._claimable(now)).with_for_update(skip_locked=self._caps.skip_locked)
+        with self._begin("take_all") as conn:
+            # Mark every chosen row, decode, then delete exactly the rows that decoded:
+            # a row added meanwhile is not marked, so it is never deleted unseen.
+            token = f"take_all:{id(conn)}:{now.isoformat()}"
+            if self._caps.returning:
+                mark = (
+                    update(t)
+                    .where(t.c.id.in_(chosen.scalar_subquery()))
+                    .values(owner=token, lease_until=now)
+                    .returning(*self._row_columns())
+                )
+                rows = conn.execute(mark).all()
+            else:
+                ids = list(conn.scalars(chosen))
+                for chunk in _chunks(ids):
+                    conn.execute(update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=now))
+                rows = self._select_rows(conn, ids)
+            events = self._decode_rows(conn, rows)
+            conn.execute(delete(t).where(t.c.owner == token))
+            return events
+
+    def next_due(self) -> datetime | None:
+        t = self._tables.scheduled
+        query = (
+            select(t.c.scheduled_time)
+            .where(self._claimable(self._clock()))
+            .order_by(t.c.scheduled_time)
+            .limit(1)
+        )
+        with self._begin("next_due") as conn:
+            due: datetime | None = conn.scalar(query)
+            return due
+
+    def quarantined(self) -> list[QuarantinedEvent]:
+        t = self._tables.scheduled
+        query = (
+            select(t.c.event_id, t.c.event_class_name, t.c.quarantine_reason, cast(t.c.event_data, Text))
+            .where(t.c.quarantine_reason.isnot(None))
+            .order_by(t.c.id)
+        )
+        with self._begin("quarantined") as conn:
+            return [
+                QuarantinedEvent(
+                    event_id=row[0], event_class_name=row[1], reason=row[2], event_data=row[3]
+                )
+                for row in conn.execute(query)
+            ]
+
+    # --- EventLog -------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> None:
+        now = self._clock()
+        rows = [self._log_row(event, now) for event in events]
+        if not rows:
+            return
+        with self._begin("append") as conn:
+            self._insert_ignoring_duplicates(conn, self._tables.log, rows)
+
+    def _log_row(self, event: Event, now: datetime) -> dict[str, Any]:
+        event_id = str(event.event_id)
+        if len(event_id) > _MAX_NAME:
+            raise RejectedDataError(f"event_id of {type(event).__qualname__} is over {_MAX_NAME} characters")
+        session = None if event.session_id is None else str(event.session_id)[:_MAX_NAME]
+        return {
+            "event_id": event_id,
+            "event_class_name": type(event).__name__[:_MAX_NAME],
+            "event_data": codec.dumps(codec.encode_event(event, strict=False)),
+            "session_id": session,
+            "timestamp": parse_timestamp(event.timestamp) or now,
+            "created_at": now,
+        }
+
+    def read(
+        self,
+        *,
+        session_id: str | None = None,
+        event_class: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[LogEntry]:
+        t = self._tables.log
+        query = select(t).order_by(t.c.id)
+        if session_id is not None:
+            query = query.where(t.c.session_id == session_id)
+        if event_class is not None:
+            query = query.where(t.c.event_class_name == event_class)
+        if since is not None:
+            query = query.where(t.c.timestamp >= since)
+        if until is not None:
+            query = query.where(t.c.timestamp < until)
+        if after_id is not None:
+            query = query.where(t.c.id > after_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._begin("read") as conn:
+            return [
+                LogEntry(
+                    id=row.id,
+                    event_id=row.event_id,
+                    event_class_name=row.event_class_name,
+                    data=_json_or_text(row.event_data),
+                    session_id=row.session_id,
+                    timestamp=row.timestamp,
+                    created_at=row.created_at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def purge(self, older_than: datetime, *, batch_size: int = 1000) -> int:
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        t = self._tables.log
+        total = 0
+        while True:
+            batch = select(t.c.id).where(t.c.timestamp < older_than).order_by(t.c.id).limit(batch_size)
+            with self._begin("purge") as conn:
+                ids = list(conn.scalars(batch))
+                for chunk in _chunks(ids):
+                    conn.execute(delete(t).where(t.c.id.in_(chunk)))
+            total += len(ids)
+            if len(ids) < batch_size:
+                return total
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _check_name(what: str, value: object, event: Event) -> None:
+    if not isinstance(value, str) or not value or len(value) > _MAX_NAME or "\x00" in value:
+        raise UnstorableEventError(
+            f"{type(event).__qualname__}: {what} must be a non-empty string of at most "
+            f"{_MAX_NAME} characters without NUL, not {value!r:.80}"
+        )
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, DecodeError):
+        return str(exc)
+    return f"malformed payload: {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _missing_table(exc: sa_exc.SQLAlchemyError) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "no such table" in text or "does not exist" in text or "undefinedtable" in text
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return codec.loads(text)
+    except ValueError:
+        return text

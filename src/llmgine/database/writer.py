@@ -1,0 +1,282 @@
+"""The background writer: one thread that batches every write into few transactions.
+
+Event-log entries go into a bounded queue and are written in batches, one
+transaction per batch; when the queue is full, new entries are dropped and
+counted. Scheduled events are never dropped: each submission returns a future
+that resolves when its rows are committed, and all submissions waiting at one
+moment share one transaction (group commit).
+
+On `StoreUnavailableError` a batch is retried with exponential backoff until
+it succeeds or the writer stops. A batch the database refuses for its data
+(`RejectedDataError`, `UnstorableEventError`) is split in halves until the
+offending entry is alone; that entry is logged and dropped (a scheduled one
+fails its future) and the rest are written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TypeVar
+
+from llmgine.database._faultlog import FaultLog
+from llmgine.database.store import EventLog, ScheduledEventStore
+from llmgine.errors import RejectedDataError, StoreUnavailableError, UnstorableEventError
+from llmgine.messages.events import Event
+from llmgine.messages.scheduled_events import ScheduledEvent
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters since the writer was created."""
+
+    written: int
+    """Event-log entries committed."""
+    scheduled_written: int
+    """Scheduled events committed."""
+    dropped: int
+    """Event-log entries dropped: queue full, refused by the database, or abandoned at stop."""
+    retried: int
+    """Batches retried after a transient fault."""
+    queue_depth: int
+    """Entries waiting now (log and scheduled)."""
+    last_error: str | None
+
+
+class Writer:
+    """Writes event-log entries and scheduled events on a background thread.
+
+    The thread starts on the first submission. ``log`` and ``scheduled`` may
+    be the same object (the SQL store is both).
+    """
+
+    def __init__(
+        self,
+        *,
+        log: EventLog | None = None,
+        scheduled: ScheduledEventStore | None = None,
+        max_queue: int = 100_000,
+        max_batch: int = 2_000,
+        retry_initial: float = 0.05,
+        retry_max: float = 5.0,
+        name: str = "llmgine-writer",
+    ) -> None:
+        self._log = log
+        self._scheduled = scheduled
+        self._max_queue = max_queue
+        self._max_batch = max_batch
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._name = name
+        self._cond = threading.Condition()
+        self._log_queue: deque[Event] = deque()
+        self._sched_queue: deque[tuple[list[ScheduledEvent], Future[None]]] = deque()
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._faults = FaultLog(logger)
+        self._written = self._scheduled_written = self._dropped = self._retried = 0
+        self._last_error: str | None = None
+
+    # --- submitting ---------------------------------------------------------------------
+
+    def submit_log(self, event: Event) -> bool:
+        """Queue ``event`` for the event log; False if it was dropped (queue full or stopped)."""
+        with self._cond:
+            if self._stopping or self._log is None or len(self._log_queue) >= self._max_queue:
+                self._dropped += 1
+                full = not self._stopping and self._log is not None
+            else:
+                self._log_queue.append(event)
+                self._start_locked()
+                self._cond.notify()
+                return True
+        if full:
+            self._faults.report("full", "event log queue full (%d); dropping new entries", self._max_queue)
+        return False
+
+    def submit_scheduled(self, events: Sequence[ScheduledEvent]) -> Future[None]:
+        """Queue ``events`` for the scheduled store; the future resolves once they are committed.
+
+        The future fails with `UnstorableEventError` or `RejectedDataError` for
+        events the store refuses, and with `StoreUnavailableError` if the
+        writer stops before the database came back.
+        """
+        future: Future[None] = Future()
+        with self._cond:
+            if self._scheduled is None:
+                future.set_exception(StoreUnavailableError("this writer has no scheduled store"))
+            elif self._stopping:
+                future.set_exception(StoreUnavailableError("the writer is stopped"))
+            else:
+                self._sched_queue.append((list(events), future))
+                self._start_locked()
+                self._cond.notify()
+        return future
+
+    def _start_locked(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    # --- waiting ---------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written or dropped; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._log_queue or self._sched_queue or self._busy:
+                if self._thread is None:
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Flush for up to ``timeout`` seconds, then stop the thread; False if anything was left.
+
+        Log entries left behind are counted as dropped; scheduled submissions
+        left behind fail with `StoreUnavailableError`.
+        """
+        flushed = self.flush(timeout)
+        with self._cond:
+            self._stopping = True
+            abandoned_log = len(self._log_queue)
+            self._dropped += abandoned_log
+            self._log_queue.clear()
+            abandoned = list(self._sched_queue)
+            self._sched_queue.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        for events, future in abandoned:
+            future.set_exception(StoreUnavailableError("the writer stopped before the database recovered"))
+        if abandoned_log or abandoned:
+            logger.error(
+                "writer stopped with %d event-log entries and %d scheduled submissions unwritten",
+                abandoned_log,
+                len(abandoned),
+            )
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=max(timeout or 0.0, 0.1))
+        return flushed and not (abandoned_log or abandoned)
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            return WriterStats(
+                written=self._written,
+                scheduled_written=self._scheduled_written,
+                dropped=self._dropped,
+                retried=self._retried,
+                queue_depth=len(self._log_queue) + sum(len(e) for e, _ in self._sched_queue),
+                last_error=self._last_error,
+            )
+
+    # --- the thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._log_queue or self._sched_queue or self._stopping):
+                    self._cond.wait()
+                if self._stopping and not (self._log_queue or self._sched_queue):
+                    return
+                jobs = list(self._sched_queue)
+                self._sched_queue.clear()
+                count = min(len(self._log_queue), self._max_batch)
+                batch = [self._log_queue.popleft() for _ in range(count)]
+                self._busy = len(jobs) + len(batch)
+            try:
+                if jobs:
+                    self._write_scheduled(jobs)
+                if batch:
+                    self._write_log(batch)
+            except Exception:  # never let the thread die; nothing here should raise
+                logger.exception("llmgine writer: unexpected error")
+            finally:
+                with self._cond:
+                    self._busy = 0
+                    self._cond.notify_all()
+
+    def _write_scheduled(self, jobs: list[tuple[list[ScheduledEvent], Future[None]]]) -> None:
+        store = self._scheduled
+        assert store is not None
+
+        def write(part: list[tuple[list[ScheduledEvent], Future[None]]]) -> None:
+            store.add([event for events, _ in part for event in events])
+
+        def refused(job: tuple[list[ScheduledEvent], Future[None]], error: Exception) -> None:
+            logger.error("%d scheduled events not written: %s", len(job[0]), error)
+            job[1].set_exception(error)
+
+        written = self._write_with_retry(jobs, write, refused)
+        with self._cond:
+            self._scheduled_written += sum(len(events) for events, _ in written)
+        for _, future in written:
+            future.set_result(None)
+
+    def _write_log(self, batch: list[Event]) -> None:
+        log = self._log
+        assert log is not None
+
+        def refused(event: Event, error: Exception) -> None:
+            with self._cond:
+                self._dropped += 1
+            self._faults.report(
+                "refused", "event-log entry %s (%s) dropped: %s", event.event_id, type(event).__name__, error
+            )
+
+        written = self._write_with_retry(batch, log.append, refused)
+        with self._cond:
+            self._written += len(written)
+
+    def _write_with_retry(
+        self,
+        items: list[T],
+        write: Callable[[list[T]], None],
+        refused: Callable[[T, Exception], None],
+    ) -> list[T]:
+        """Write ``items``, retrying transient faults and isolating refused items; return what was written."""
+        delay = self._retry_initial
+        while True:
+            try:
+                write(items)
+            except StoreUnavailableError as exc:
+                self._faults.report("unavailable", "llmgine writer: %s; retrying", exc)
+                with self._cond:
+                    self._last_error = str(exc)
+                    self._retried += 1
+                    stopping = self._stopping or self._cond.wait_for(lambda: self._stopping, delay)
+                if stopping:
+                    _abandon(items, refused, exc)
+                    return []
+                delay = min(delay * 2, self._retry_max)
+                continue
+            except (RejectedDataError, UnstorableEventError) as exc:
+                with self._cond:
+                    self._last_error = str(exc)
+                if len(items) == 1:
+                    refused(items[0], exc)
+                    return []
+                middle = len(items) // 2
+                return self._write_with_retry(items[:middle], write, refused) + self._write_with_retry(
+                    items[middle:], write, refused
+                )
+            self._faults.reset("unavailable")
+            return items
+
+
+def _abandon(items: list[T], refused: Callable[[T, Exception], None], error: Exception) -> None:
+    """Hand every item of an abandoned batch to ``refused``."""
+    for item in items:
+        refused(item, StoreUnavailableError(f"abandoned at stop: {error}"))
