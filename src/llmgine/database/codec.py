@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import inspect
 import json
 import math
 import sys
@@ -39,10 +40,16 @@ from llmgine.messages.scheduled_events import EVENT_CLASSES, ScheduledEvent
 TYPE_KEY = "$type"
 _INT64 = 2**63
 
-try:  # pragma: no cover - depends on the optional "fast" extra
-    import orjson as _orjson
-except ImportError:  # pragma: no cover
-    _orjson = None
+
+def _optional_orjson() -> Any:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - depends on the optional "fast" extra
+        return None
+    return orjson
+
+
+_orjson = _optional_orjson()
 
 
 def dumps(value: Any) -> str:
@@ -126,7 +133,9 @@ def decode_event(class_name: str, payload: Any) -> ScheduledEvent:
     except DecodeError:
         raise
     except Exception as exc:
-        raise DecodeError(f"payload does not fit {class_name}: {type(exc).__name__}: {exc}") from exc
+        raise DecodeError(
+            f"payload does not fit {class_name}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(event.scheduled_time, datetime):
         raise DecodeError(f"scheduled_time is a {type(event.scheduled_time).__name__}")
     return event
@@ -157,7 +166,7 @@ def _plan(cls: type) -> _Plan:
     plan = _plans.get(cls)
     if plan is None:
         fields = dataclasses.fields(cls)
-        own = set(cls.__dict__.get("__annotations__", {}))
+        own = set(inspect.get_annotations(cls))
         plan = _Plan(
             field_names=tuple(f.name for f in fields),
             init_names=frozenset(f.name for f in fields if f.init),
@@ -223,7 +232,9 @@ def _zone_fields(tz: Any) -> dict[str, Any]:
         return fields
     if isinstance(tz, ZoneInfo) and tz.key is not None:
         return {"zone": tz.key}
-    raise _Unencodable(tz, f"unsupported tzinfo {type(tz).__name__}; use zoneinfo.ZoneInfo or datetime.timezone")
+    raise _Unencodable(
+        tz, f"unsupported tzinfo {type(tz).__name__}; use zoneinfo.ZoneInfo or datetime.timezone"
+    )
 
 
 def _clock(tag: str, wall: datetime | time, tz: Any) -> dict[str, Any]:
@@ -288,7 +299,7 @@ class _Encoder:
             if dataclasses.is_dataclass(value):
                 self._check_known(cls)
                 return self._dataclass(value)
-            # Subclasses of JSON's types (defaultdict, OrderedDict, str subclasses) keep their value.
+            # Subclasses of JSON's types (OrderedDict, str subclasses...) keep their value.
             for base, encode in _SUBCLASS_FALLBACKS:
                 if isinstance(value, base):
                     return encode(self, value)

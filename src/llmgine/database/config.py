@@ -50,7 +50,9 @@ def parse_flag(raw: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ConfigurationError(f"{ENV_PERSIST_EVENTS}={raw!r} is not one of 1/0/true/false/yes/no/on/off")
+    raise ConfigurationError(
+        f"{ENV_PERSIST_EVENTS}={raw!r} is not one of 1/0/true/false/yes/no/on/off"
+    )
 
 
 def normalize_url(raw: str) -> URL:
@@ -85,7 +87,9 @@ def validate_schema(schema: str, *, postgres: bool) -> None:
             "underscores, not starting with a digit (dots separate parts on SQLite)"
         )
     if postgres and len(parts) > 1:
-        raise ConfigurationError(f"{ENV_SCHEMA}={schema!r}: a PostgreSQL schema name cannot contain dots")
+        raise ConfigurationError(
+            f"{ENV_SCHEMA}={schema!r}: a PostgreSQL schema name cannot contain dots"
+        )
     if postgres and len(schema.encode()) > _POSTGRES_IDENTIFIER_BYTES:
         raise ConfigurationError(f"{ENV_SCHEMA}={schema!r} is longer than PostgreSQL's 63 bytes")
 

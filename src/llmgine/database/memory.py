@@ -49,7 +49,9 @@ class MemoryDatabase:
     lock: threading.RLock = field(default_factory=threading.RLock)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def insert_raw(self, *, event_id: str, event_class_name: str, event_data: str, due: datetime) -> None:
+    def insert_raw(
+        self, *, event_id: str, event_class_name: str, event_data: str, due: datetime
+    ) -> None:
         """Store a row as given, bypassing the codec (to test undecodable rows)."""
         with self.lock:
             self.scheduled[event_id] = _Row(
@@ -78,7 +80,9 @@ class MemoryStore:
         rows = []
         for event in events:
             if not isinstance(event.scheduled_time, datetime):
-                raise UnstorableEventError(f"{type(event).__qualname__}.scheduled_time is not a datetime")
+                raise UnstorableEventError(
+                    f"{type(event).__qualname__}.scheduled_time is not a datetime"
+                )
             payload = codec.dumps(codec.encode_event(event))
             rows.append((event, payload, to_utc(event.scheduled_time)))
         db = self.database
@@ -99,7 +103,9 @@ class MemoryStore:
         decoded = []
         for row in sorted(rows, key=lambda r: (r.due, r.id)):
             try:
-                decoded.append((row, codec.decode_event(row.event_class_name, codec.loads(row.event_data))))
+                decoded.append(
+                    (row, codec.decode_event(row.event_class_name, codec.loads(row.event_data)))
+                )
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, DecodeError) else f"malformed payload: {exc}"
                 logger.error("quarantined scheduled event %s: %s", row.event_id, reason)
@@ -113,7 +119,11 @@ class MemoryStore:
         due_limit = to_utc(due_before)
         with self.database.lock:
             candidates = sorted(
-                (r for r in self.database.scheduled.values() if self._claimable(r, now) and r.due <= due_limit),
+                (
+                    r
+                    for r in self.database.scheduled.values()
+                    if self._claimable(r, now) and r.due <= due_limit
+                ),
                 key=lambda r: (r.due, r.id),
             )[: max(limit, 0)]
             claimed = self._decoded(candidates)
@@ -179,7 +189,9 @@ class MemoryStore:
 
     def append(self, events: Sequence[Event]) -> None:
         now = self._clock()
-        encoded = [(e, codec.loads(codec.dumps(codec.encode_event(e, strict=False)))) for e in events]
+        encoded = [
+            (e, codec.loads(codec.dumps(codec.encode_event(e, strict=False)))) for e in events
+        ]
         db = self.database
         with db.lock:
             for event, data in encoded:

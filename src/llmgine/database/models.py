@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Constraint,
     DateTime,
     Dialect,
     Index,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import SchemaConst
 from sqlalchemy.types import TypeEngine
 
 from llmgine.database.instants import to_utc
@@ -38,6 +40,7 @@ SCHEMA_VERSION = 1
 """The version of the tables this code writes; kept in ``llmgine_meta``."""
 
 _NATIVE_TZ_DIALECTS = frozenset({"postgresql"})
+RETAIN_SCHEMA = SchemaConst.RETAIN_SCHEMA
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -163,8 +166,10 @@ def tables_for(naming: Naming) -> Tables:
     for model in (ScheduledEventRecord, EventRecord, MetaRecord):
         source = model.__table__
         assert isinstance(source, Table)
-        copy = source.to_metadata(metadata, schema=naming.schema, name=naming.prefix + source.name)
-        for item in (*copy.indexes, *copy.constraints):
+        schema: Any = RETAIN_SCHEMA if naming.schema is None else naming.schema
+        copy = source.to_metadata(metadata, schema=schema, name=naming.prefix + source.name)
+        named: list[Index | Constraint] = [*copy.indexes, *copy.constraints]
+        for item in named:
             if isinstance(item.name, str) and item.name.startswith(("ix_", "uq_")):
                 kind, _, rest = item.name.partition("_")
                 item.name = f"{kind}_{naming.prefix}{rest}"

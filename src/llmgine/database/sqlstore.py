@@ -36,8 +36,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateSchema
 
 from llmgine.database import codec
-from llmgine.database.connect import create_engine_for
 from llmgine.database.config import normalize_url
+from llmgine.database.connect import create_engine_for
 from llmgine.database.instants import parse_timestamp, to_utc, utc_now
 from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
 from llmgine.database.store import LogEntry, QuarantinedEvent
@@ -241,7 +241,9 @@ class SQLAlchemyStore:
         ids = [row["event_id"] for row in rows]
         present: set[str] = set()
         for chunk in _chunks(ids):
-            present.update(conn.scalars(select(table.c.event_id).where(table.c.event_id.in_(chunk))))
+            present.update(
+                conn.scalars(select(table.c.event_id).where(table.c.event_id.in_(chunk)))
+            )
         fresh: dict[str, dict[str, Any]] = {}
         for row in rows:
             if row["event_id"] not in present:
@@ -258,7 +260,13 @@ class SQLAlchemyStore:
 
     def _row_columns(self) -> tuple[Any, ...]:
         t = self._tables.scheduled
-        return (t.c.id, t.c.event_id, t.c.event_class_name, cast(t.c.event_data, Text), t.c.scheduled_time)
+        return (
+            t.c.id,
+            t.c.event_id,
+            t.c.event_class_name,
+            cast(t.c.event_data, Text),
+            t.c.scheduled_time,
+        )
 
     def claim(
         self, owner: str, *, due_before: datetime, lease: timedelta, limit: int
@@ -287,7 +295,9 @@ class SQLAlchemyStore:
                 ids = list(conn.scalars(chosen))
                 for chunk in _chunks(ids):
                     conn.execute(
-                        update(t).where(t.c.id.in_(chunk)).values(owner=owner, lease_until=now + lease)
+                        update(t)
+                        .where(t.c.id.in_(chunk))
+                        .values(owner=owner, lease_until=now + lease)
                     )
                 rows = self._select_rows(conn, ids)
             return self._decode_rows(conn, rows)
@@ -351,7 +361,11 @@ class SQLAlchemyStore:
     def take_all(self) -> list[ScheduledEvent]:
         t = self._tables.scheduled
         now = self._clock()
-        chosen = select(t.c.id).where(self._claimable(now)).with_for_update(skip_locked=self._caps.skip_locked)
+        chosen = (
+            select(t.c.id)
+            .where(self._claimable(now))
+            .with_for_update(skip_locked=self._caps.skip_locked)
+        )
         with self._begin("take_all") as conn:
             # Mark every chosen row, decode, then delete exactly the rows that decoded:
             # a row added meanwhile is not marked, so it is never deleted unseen.
@@ -367,7 +381,9 @@ class SQLAlchemyStore:
             else:
                 ids = list(conn.scalars(chosen))
                 for chunk in _chunks(ids):
-                    conn.execute(update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=now))
+                    conn.execute(
+                        update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=now)
+                    )
                 rows = self._select_rows(conn, ids)
             events = self._decode_rows(conn, rows)
             conn.execute(delete(t).where(t.c.owner == token))
@@ -388,7 +404,12 @@ class SQLAlchemyStore:
     def quarantined(self) -> list[QuarantinedEvent]:
         t = self._tables.scheduled
         query = (
-            select(t.c.event_id, t.c.event_class_name, t.c.quarantine_reason, cast(t.c.event_data, Text))
+            select(
+                t.c.event_id,
+                t.c.event_class_name,
+                t.c.quarantine_reason,
+                cast(t.c.event_data, Text),
+            )
             .where(t.c.quarantine_reason.isnot(None))
             .order_by(t.c.id)
         )
@@ -413,7 +434,9 @@ class SQLAlchemyStore:
     def _log_row(self, event: Event, now: datetime) -> dict[str, Any]:
         event_id = str(event.event_id)
         if len(event_id) > _MAX_NAME:
-            raise RejectedDataError(f"event_id of {type(event).__qualname__} is over {_MAX_NAME} characters")
+            raise RejectedDataError(
+                f"event_id of {type(event).__qualname__} is over {_MAX_NAME} characters"
+            )
         session = None if event.session_id is None else str(event.session_id)[:_MAX_NAME]
         return {
             "event_id": event_id,
@@ -468,7 +491,9 @@ class SQLAlchemyStore:
         t = self._tables.log
         total = 0
         while True:
-            batch = select(t.c.id).where(t.c.timestamp < older_than).order_by(t.c.id).limit(batch_size)
+            batch = (
+                select(t.c.id).where(t.c.timestamp < older_than).order_by(t.c.id).limit(batch_size)
+            )
             with self._begin("purge") as conn:
                 ids = list(conn.scalars(batch))
                 for chunk in _chunks(ids):

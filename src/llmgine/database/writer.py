@@ -101,7 +101,9 @@ class Writer:
                 self._cond.notify()
                 return True
         if full:
-            self._faults.report("full", "event log queue full (%d); dropping new entries", self._max_queue)
+            self._faults.report(
+                "full", "event log queue full (%d); dropping new entries", self._max_queue
+            )
         return False
 
     def submit_scheduled(self, events: Sequence[ScheduledEvent]) -> Future[None]:
@@ -159,8 +161,10 @@ class Writer:
             self._sched_queue.clear()
             self._cond.notify_all()
             thread = self._thread
-        for events, future in abandoned:
-            future.set_exception(StoreUnavailableError("the writer stopped before the database recovered"))
+        for _, future in abandoned:
+            future.set_exception(
+                StoreUnavailableError("the writer stopped before the database recovered")
+            )
         if abandoned_log or abandoned:
             logger.error(
                 "writer stopped with %d event-log entries and %d scheduled submissions unwritten",
@@ -233,7 +237,11 @@ class Writer:
             with self._cond:
                 self._dropped += 1
             self._faults.report(
-                "refused", "event-log entry %s (%s) dropped: %s", event.event_id, type(event).__name__, error
+                "refused",
+                "event-log entry %s (%s) dropped: %s",
+                event.event_id,
+                type(event).__name__,
+                error,
             )
 
         written = self._write_with_retry(batch, log.append, refused)
@@ -246,7 +254,7 @@ class Writer:
         write: Callable[[list[T]], None],
         refused: Callable[[T, Exception], None],
     ) -> list[T]:
-        """Write ``items``, retrying transient faults and isolating refused items; return what was written."""
+        """Write ``items``, retrying faults and isolating refused items; return those written."""
         delay = self._retry_initial
         while True:
             try:
@@ -256,7 +264,7 @@ class Writer:
                 with self._cond:
                     self._last_error = str(exc)
                     self._retried += 1
-                    stopping = self._stopping or self._cond.wait_for(lambda: self._stopping, delay)
+                    stopping = self._cond.wait_for(lambda: self._stopping, delay)
                 if stopping:
                     _abandon(items, refused, exc)
                     return []
@@ -269,9 +277,9 @@ class Writer:
                     refused(items[0], exc)
                     return []
                 middle = len(items) // 2
-                return self._write_with_retry(items[:middle], write, refused) + self._write_with_retry(
-                    items[middle:], write, refused
-                )
+                return self._write_with_retry(
+                    items[:middle], write, refused
+                ) + self._write_with_retry(items[middle:], write, refused)
             self._faults.reset("unavailable")
             return items
 

@@ -1,0 +1,297 @@
+"""The message bus: commands to one handler, events to many, scheduled events on time.
+
+Call its coroutines from one event loop. Database I/O never runs on that
+loop: restore and save run in a worker thread and the event log is written by
+a background writer (see `llmgine.bus.persistence`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from datetime import datetime
+
+from llmgine.bus.persistence import BusPersistence, EnvironmentPersistence, StorePersistence
+from llmgine.bus.registry import CommandHandler, EventHandler, HandlerRegistry, Registered
+from llmgine.bus.session import BusSession
+from llmgine.bus.timers import TimerHeap
+from llmgine.database import codec
+from llmgine.database.instants import to_utc, utc_now
+from llmgine.database.store import EventLog, ScheduledEventStore
+from llmgine.errors import UnstorableEventError
+from llmgine.messages.commands import Command, CommandResult
+from llmgine.messages.events import (
+    CommandResultEvent,
+    CommandStartedEvent,
+    Event,
+    EventHandlerFailedEvent,
+)
+from llmgine.messages.scheduled_events import EVENT_CLASSES, ScheduledEvent
+from llmgine.messages.types import BUS_SESSION, SessionID
+
+logger = logging.getLogger(__name__)
+
+_Item = tuple[Event, "asyncio.Future[None] | None"]
+MAX_ERROR_HISTORY = 1000
+
+
+class MessageBus:
+    """An asyncio message bus. Several buses can live in one process.
+
+    With no ``store``, scheduled events and the event log follow the
+    environment (``LLMGINE_DB_URL``, ``LLMGINE_DB_SCHEMA``,
+    ``LLMGINE_PERSIST_EVENTS``), as the original bus did. Given a ``store``,
+    the bus keeps its scheduled events there, and logs events to
+    ``event_log`` if one is given.
+
+    `stop` saves the scheduled events that have not fired; the next `start`
+    (of this bus or another on the same database) restores them, and fires
+    at once those that fell due meanwhile.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ScheduledEventStore | None = None,
+        event_log: EventLog | None = None,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        if store is None and event_log is not None:
+            raise ValueError("event_log needs a store; without one the environment configures both")
+        self._persistence: BusPersistence = (
+            EnvironmentPersistence() if store is None else StorePersistence(store, event_log)
+        )
+        self._stop_timeout = stop_timeout
+        self._registry = HandlerRegistry()
+        self._timers = TimerHeap(self._on_due)
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+        self._prestart: list[Event] = []
+        self._lifecycle = asyncio.Lock()
+        self.event_handler_errors: list[BaseException] = []
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Restore stored scheduled events, deliver buffered events, begin processing."""
+        async with self._lifecycle:
+            if self._running:
+                return
+            loop = asyncio.get_running_loop()
+            restored = await asyncio.to_thread(self._persistence.restore)
+            self._queue = asyncio.Queue()
+            self._running = True
+            self._task = loop.create_task(self._process(self._queue), name="llmgine-bus")
+            self._timers.start(loop)
+            for event in restored:
+                self._timers.add(event)
+            if restored:
+                logger.info("restored %d scheduled events", len(restored))
+            buffered, self._prestart = self._prestart, []
+            for early in buffered:
+                self._accept(early, None)
+
+    async def stop(self) -> None:
+        """Finish queued events (up to ``stop_timeout``), then save scheduled ones not yet fired."""
+        async with self._lifecycle:
+            if not self._running or self._queue is None:
+                return
+            queue = self._queue
+            pending = self._timers.drain()
+            try:
+                await asyncio.wait_for(queue.join(), self._stop_timeout)
+            except TimeoutError:
+                logger.warning("bus stopped with %d events still queued", queue.qsize())
+            self._running = False
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+                self._task = None
+            pending.extend(self._timers.drain())
+            pending.extend(self._leftovers(queue))
+            self._queue = None
+            await asyncio.to_thread(self._persistence.save, pending)
+            await asyncio.to_thread(self._persistence.flush, self._stop_timeout)
+
+    def _leftovers(self, queue: asyncio.Queue[_Item]) -> list[ScheduledEvent]:
+        """Empty the queue after the processor stopped; keep scheduled events for saving."""
+        kept = []
+        while not queue.empty():
+            event, future = queue.get_nowait()
+            if isinstance(event, ScheduledEvent):
+                kept.append(event)
+            if future is not None and not future.done():
+                future.set_result(None)
+        return kept
+
+    # --- handlers --------------------------------------------------------------------
+
+    def register_event_handler(
+        self, event_type: type[Event], handler: EventHandler, session_id: str = BUS_SESSION
+    ) -> None:
+        """Call ``handler`` (sync or async) for each event of exactly ``event_type``.
+
+        A handler registered in a session sees only that session's events.
+        """
+        self._registry.add_event_handler(event_type, handler, session_id)
+
+    def register_command_handler(
+        self, command_type: type[Command], handler: CommandHandler, session_id: str = BUS_SESSION
+    ) -> None:
+        """Make ``handler`` (sync or async) the one that executes ``command_type`` in the session.
+
+        Raises `ValueError` if the session already has one.
+        """
+        self._registry.add_command_handler(command_type, handler, session_id)
+
+    def unregister_session_handlers(self, session_id: SessionID | str) -> None:
+        """Forget every handler registered in ``session_id``."""
+        self._registry.remove_session(session_id)
+
+    def create_session(self, session_id: str | None = None) -> BusSession:
+        """A session on this bus; use it as ``async with``."""
+        return BusSession(self, session_id)
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def execute(self, command: Command) -> CommandResult:
+        """Run ``command``'s handler and return its result; never raises for a failing handler."""
+        handler = self._registry.command_handler(command)
+        if handler is None:
+            return CommandResult(
+                success=False,
+                command_id=command.command_id,
+                error=f"No handler registered for command {type(command).__name__}",
+                session_id=command.session_id,
+            )
+        session = command.session_id
+        await self.publish(CommandStartedEvent(command=command, session_id=session), False)
+        try:
+            value = handler.fn(command)
+            if inspect.isawaitable(value):
+                value = await value
+            result = (
+                value
+                if isinstance(value, CommandResult)
+                else CommandResult(
+                    success=True, command_id=command.command_id, result=value, session_id=session
+                )
+            )
+        except Exception as exc:
+            logger.exception("command handler %s failed", handler.name)
+            result = CommandResult(
+                success=False,
+                command_id=command.command_id,
+                error=f"{type(exc).__name__}: {exc}",
+                session_id=session,
+            )
+        await self.publish(CommandResultEvent(command_result=result, session_id=session), False)
+        return result
+
+    # --- events --------------------------------------------------------------------------
+
+    async def publish(self, event: Event, await_processing: bool = True) -> None:
+        """Publish ``event``.
+
+        With ``await_processing``, returns once its handlers ran (an event
+        published from inside a handler is handled at once). A scheduled
+        event due in the future returns at once and fires at its due
+        instant. Before `start`, events are buffered, not dropped.
+
+        Raises `UnstorableEventError` for a future scheduled event that could
+        not be restored after a restart: an unregistered class, or a field
+        the codec cannot store. Never raises for a database fault.
+        """
+        if isinstance(event, ScheduledEvent) and self._is_future(event):
+            self._check_storable(event)
+        if not self._running:
+            self._prestart.append(event)
+            return
+        if await_processing and self._task is not None and asyncio.current_task() is self._task:
+            self._persistence.log(event)
+            await self._dispatch(event)
+            return
+        future = asyncio.get_running_loop().create_future() if await_processing else None
+        if self._accept(event, future) and future is not None:
+            await future
+
+    def _accept(self, event: Event, future: asyncio.Future[None] | None) -> bool:
+        """Log ``event`` and queue it (or arm its timer); True if it was queued."""
+        self._persistence.log(event)
+        if isinstance(event, ScheduledEvent) and self._is_future(event):
+            self._timers.add(event)
+            return False
+        assert self._queue is not None
+        self._queue.put_nowait((event, future))
+        return True
+
+    @staticmethod
+    def _is_future(event: ScheduledEvent) -> bool:
+        if not isinstance(event.scheduled_time, datetime):
+            raise UnstorableEventError(
+                f"{type(event).__qualname__}.scheduled_time is a "
+                f"{type(event.scheduled_time).__name__}, not a datetime"
+            )
+        return to_utc(event.scheduled_time) > utc_now()
+
+    @staticmethod
+    def _check_storable(event: ScheduledEvent) -> None:
+        cls = type(event)
+        if EVENT_CLASSES.get(cls.__name__) is not cls:
+            raise UnstorableEventError(
+                f"{cls.__qualname__} is not registered, so it could not be restored after a "
+                "restart; decorate it with @register_scheduled_event_class"
+            )
+        codec.encode_event(event)
+
+    async def wait_for_events(self) -> None:
+        """Wait until every queued event has been handled (scheduled ones count when due)."""
+        if self._queue is None or asyncio.current_task() is self._task:
+            return
+        await self._queue.join()
+
+    def _on_due(self, event: ScheduledEvent) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait((event, None))
+
+    async def _process(self, queue: asyncio.Queue[_Item]) -> None:
+        while True:
+            event, future = await queue.get()
+            try:
+                await self._dispatch(event)
+            finally:
+                queue.task_done()
+                if future is not None and not future.done():
+                    future.set_result(None)
+
+    async def _dispatch(self, event: Event) -> None:
+        for handler in self._registry.event_handlers(event):
+            try:
+                outcome = handler.fn(event)
+                if handler.is_async or inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                self._handler_failed(event, handler, exc)
+
+    def _handler_failed(self, event: Event, handler: Registered, exc: Exception) -> None:
+        logger.exception("event handler %s failed on %s", handler.name, type(event).__name__)
+        self.event_handler_errors.append(exc)
+        del self.event_handler_errors[:-MAX_ERROR_HISTORY]
+        if isinstance(event, EventHandlerFailedEvent):
+            return  # a failing failure handler must not start a loop
+        failed = EventHandlerFailedEvent(
+            event=event, handler=handler.name, exception=exc, session_id=event.session_id
+        )
+        if self._running:
+            self._accept(failed, None)
+
+    @property
+    def scheduled_in_memory(self) -> int:
+        """How many scheduled events wait in this bus's timer heap."""
+        return len(self._timers)
