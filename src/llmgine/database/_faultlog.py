@@ -30,6 +30,11 @@ class FaultLog:
             args = (*args, suppressed)
         self._logger.log(level, message, *args)
 
+    def clear(self) -> None:
+        """Forget every kind: the next fault of each is logged at once."""
+        with self._lock:
+            self._last.clear()
+
     def reset(self, kind: str) -> None:
         """Forget ``kind``, so its next fault is logged at once (call on recovery)."""
         with self._lock:

@@ -11,14 +11,13 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from llmgine.database._faultlog import FaultLog
 from llmgine.database.engine import DatabaseEngine
-from llmgine.errors import LlmginePersistenceError, UnstorableEventError
+from llmgine.errors import ConfigurationError, LlmginePersistenceError, UnstorableEventError
 from llmgine.messages.events import Event
 from llmgine.messages.scheduled_events import ScheduledEvent
 
 logger = logging.getLogger(__name__)
-_faults = FaultLog(logger)
+_faults = DatabaseEngine.faults
 
 SAVE_TIMEOUT_S = 10.0
 """How long `save_unfinished_events` waits for a commit before returning; the
@@ -47,6 +46,8 @@ def save_unfinished_events(events: Sequence[ScheduledEvent]) -> None:
         )
     except UnstorableEventError as exc:
         logger.error("scheduled events not saved: %s", exc)
+    except ConfigurationError:
+        pass  # logged once, when the configuration was read
     except (LlmginePersistenceError, OSError) as exc:
         _faults.report("save", "scheduled events not saved: %s", exc, level=logging.ERROR)
 
@@ -59,6 +60,8 @@ def get_and_delete_unfinished_events() -> list[ScheduledEvent]:
     """
     try:
         return DatabaseEngine.get_store().take_all()
+    except ConfigurationError:
+        return []
     except (LlmginePersistenceError, OSError) as exc:
         _faults.report("restore", "scheduled events not restored: %s", exc)
         return []
@@ -72,6 +75,8 @@ def persist_event(event: Event) -> None:
     try:
         if DatabaseEngine.get_config().persist_events:
             DatabaseEngine.get_writer().submit_log(event)
+    except ConfigurationError:
+        pass
     except (LlmginePersistenceError, OSError) as exc:
         _faults.report("persist", "event not logged: %s", exc)
 
@@ -85,5 +90,7 @@ def drop_all() -> None:
     """Drop the configured tables, for a clean slate in tests. Best-effort."""
     try:
         DatabaseEngine.drop_all()
+    except ConfigurationError:
+        pass
     except (LlmginePersistenceError, OSError) as exc:
         logger.warning("drop_all failed: %s", exc)

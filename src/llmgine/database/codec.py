@@ -12,8 +12,10 @@ Enum and dataclass values are restored only as classes named in the event
 class's field annotations (followed through nested dataclasses, containers
 and unions): nothing is ever imported by name. A scheduled event holding any
 other value is rejected by `encode_event` with an `UnstorableEventError`
-naming the class and the field; the event log encodes with ``strict=False``,
-which stores a readable repr in place of such a value instead.
+naming the class and the field, and so is a subclass of a JSON type (an
+``OrderedDict``, a ``NamedTuple``), which would come back as its base type.
+The event log encodes with ``strict=False``, which stores such a subclass as
+its base type and a readable repr in place of any other such value instead.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from enum import Enum
+from enum import Enum, Flag
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,19 +88,23 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
     """The JSON-safe payload of every dataclass field of ``event``.
 
     With ``strict`` (the default, for scheduled events) a value that cannot be
-    restored raises `UnstorableEventError` naming the class and field.
-    Otherwise (the event log) such a value is stored as ``{"$type": "repr"}``.
+    restored raises `UnstorableEventError` naming the class and field, and so
+    do fields declared without @dataclass. Otherwise (the event log) such a
+    value is stored as ``{"$type": "repr"}`` and such fields are stored too.
     """
     cls = type(event)
     plan = _plan(cls)
+    names = plan.field_names
     if plan.undeclared:
-        raise UnstorableEventError(
-            f"{cls.__qualname__} declares fields {sorted(plan.undeclared)} without @dataclass; "
-            "decorate the class with @dataclass so they are stored"
-        )
+        if strict:
+            raise UnstorableEventError(
+                f"{cls.__qualname__} declares fields {sorted(plan.undeclared)} without "
+                "@dataclass; decorate the class with @dataclass so they are stored"
+            )
+        names += tuple(sorted(name for name in plan.undeclared if hasattr(event, name)))
     encoder = _Encoder(plan.known if strict else None)
     payload: dict[str, Any] = {}
-    for name in plan.field_names:
+    for name in names:
         value = getattr(event, name)
         try:
             payload[name] = encoder.encode(value)
@@ -107,6 +113,13 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
             raise UnstorableEventError(
                 f"cannot store {cls.__qualname__}.{where}: {exc.why}"
             ) from None
+        except RecursionError:  # a container that holds itself, or absurd nesting
+            if strict:
+                raise UnstorableEventError(
+                    f"cannot store {cls.__qualname__}.{name}: it contains itself "
+                    "or is nested too deeply"
+                ) from None
+            payload[name] = {TYPE_KEY: "repr", "v": _safe_repr(value)}
     return payload
 
 
@@ -166,16 +179,31 @@ def _plan(cls: type) -> _Plan:
     plan = _plans.get(cls)
     if plan is None:
         fields = dataclasses.fields(cls)
-        own = set(inspect.get_annotations(cls))
         plan = _Plan(
             field_names=tuple(f.name for f in fields),
             init_names=frozenset(f.name for f in fields if f.init),
             non_init_names=tuple(f.name for f in fields if not f.init),
             known=_reachable_classes(cls),
-            undeclared=frozenset(own - {f.name for f in fields}),
+            undeclared=_undeclared_fields(cls) - {f.name for f in fields},
         )
         _plans[cls] = plan
     return plan
+
+
+def _undeclared_fields(cls: type) -> frozenset[str]:
+    """Annotated names of event classes in ``cls``'s MRO that lack their own @dataclass."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if issubclass(klass, Event) and "__dataclass_fields__" not in vars(klass):
+            hints = inspect.get_annotations(klass)
+            names.update(name for name, hint in hints.items() if not _is_class_var(hint))
+    return frozenset(names)
+
+
+def _is_class_var(hint: Any) -> bool:
+    if isinstance(hint, str):  # postponed annotation, judged as dataclasses does
+        return hint.split("[", 1)[0].strip() in {"ClassVar", "typing.ClassVar"}
+    return hint is typing.ClassVar or typing.get_origin(hint) is typing.ClassVar
 
 
 def qualified_name(cls: type) -> str:
@@ -192,6 +220,8 @@ def _reachable_classes(root: type) -> dict[str, type]:
         if id(item) in seen:
             continue
         seen.add(id(item))
+        if isinstance(item, Enum):  # Literal[Color.RED] names Color
+            item = type(item)
         if isinstance(item, type) and (issubclass(item, Enum) or dataclasses.is_dataclass(item)):
             found[qualified_name(item)] = item
             if dataclasses.is_dataclass(item):
@@ -249,6 +279,14 @@ class _Encoder:
         self.known = known  # None: lenient (event log)
 
     def encode(self, value: Any) -> Any:
+        try:
+            return self._encode(value)
+        except _Unencodable:
+            if self.known is None:
+                return {TYPE_KEY: "repr", "v": _safe_repr(value)}
+            raise
+
+    def _encode(self, value: Any) -> Any:
         kind = type(value)
         if kind is str or kind is bool or value is None:
             return value
@@ -276,38 +314,44 @@ class _Encoder:
         return out
 
     def _dict(self, value: dict[Any, Any]) -> Any:
-        if TYPE_KEY not in value and all(type(k) is str for k in value):
-            out = {}
-            for key, item in value.items():
-                try:
+        plain = TYPE_KEY not in value and all(type(k) is str for k in value)
+        out: dict[str, Any] = {}
+        pairs: list[list[Any]] = []
+        for key, item in value.items():
+            try:
+                if plain:
                     out[key] = self.encode(item)
-                except _Unencodable as exc:
-                    exc.path.append(f"[{key!r}]")
-                    raise
-            return out
-        return {TYPE_KEY: "dict", "v": self._items([list(pair) for pair in value.items()])}
+                else:
+                    pairs.append([self.encode(key), self.encode(item)])
+            except _Unencodable as exc:
+                exc.path.append(f"[{_safe_repr(key)}]")
+                raise
+        return out if plain else {TYPE_KEY: "dict", "v": pairs}
 
     def _tagged_items(self, tag: str, values: Any) -> dict[str, Any]:
         return {TYPE_KEY: tag, "v": self._items(values)}
 
     def _other(self, value: Any) -> Any:
         cls = type(value)
-        try:
-            if isinstance(value, Enum):
-                self._check_known(cls)
-                return {TYPE_KEY: "enum", "cls": qualified_name(cls), "name": value.name}
-            if dataclasses.is_dataclass(value):
-                self._check_known(cls)
-                return self._dataclass(value)
-            # Subclasses of JSON's types (OrderedDict, str subclasses...) keep their value.
-            for base, encode in _SUBCLASS_FALLBACKS:
-                if isinstance(value, base):
-                    return encode(self, value)
-            raise _Unencodable(value, f"values of type {cls.__qualname__} cannot be stored")
-        except _Unencodable:
-            if self.known is None:
-                return {TYPE_KEY: "repr", "v": _safe_repr(value)}
-            raise
+        if isinstance(value, Enum):
+            self._check_known(cls)
+            if isinstance(value, Flag):  # a combination of flags has no single name
+                flags = self.encode(value.value)
+                return {TYPE_KEY: "enum", "cls": qualified_name(cls), "value": flags}
+            return {TYPE_KEY: "enum", "cls": qualified_name(cls), "name": value.name}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            self._check_known(cls)
+            return self._dataclass(value)
+        for base, encode in _SUBCLASS_FALLBACKS:
+            if isinstance(value, base):
+                if self.known is not None:  # it would come back as the base type
+                    raise _Unencodable(
+                        value,
+                        f"{cls.__qualname__} is a subclass of {base.__name__} and would be "
+                        f"restored as a plain {base.__name__}; store a {base.__name__}",
+                    )
+                return encode(self, value)  # the event log keeps the value, not the type
+        raise _Unencodable(value, f"values of type {cls.__qualname__} cannot be stored")
 
     def _check_known(self, cls: type) -> None:
         if self.known is not None and self.known.get(qualified_name(cls)) is not cls:
@@ -350,7 +394,6 @@ _ENCODERS: dict[type, Callable[[_Encoder, Any], Any]] = {
 }
 
 _SUBCLASS_FALLBACKS: tuple[tuple[type, Callable[[_Encoder, Any], Any]], ...] = (
-    (bool, lambda _, v: bool(v)),
     (int, lambda e, v: e.encode(int(v))),
     (float, lambda e, v: e.encode(float(v))),
     (str, lambda _, v: str(v)),
@@ -383,8 +426,17 @@ def _decode_class(value: dict[str, Any], known: dict[str, type]) -> type:
     return cls
 
 
+def _decode_enum(value: dict[str, Any], known: dict[str, type]) -> Any:
+    cls: Any = _decode_class(value, known)
+    if not issubclass(cls, Enum):
+        raise DecodeError(f"class {value['cls']!r} is not an Enum")
+    return cls(_decode(value["value"], known)) if "value" in value else cls[value["name"]]
+
+
 def _decode_dataclass(value: dict[str, Any], known: dict[str, type]) -> Any:
     cls = _decode_class(value, known)
+    if not dataclasses.is_dataclass(cls):
+        raise DecodeError(f"class {value['cls']!r} is not a dataclass")
     fields = {k: _decode(v, known) for k, v in value["v"].items()}
     init = {f.name for f in dataclasses.fields(cls) if f.init}
     instance = cls(**{k: v for k, v in fields.items() if k in init})
@@ -408,7 +460,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any], dict[str, type]], Any]] = {
     "dict": lambda v, k: {_decode(key, k): _decode(item, k) for key, item in v["v"]},
     "int": lambda v, _: int(v["v"]),
     "float": lambda v, _: float(v["v"]),
-    "enum": lambda v, k: _decode_class(v, k)[v["name"]],  # type: ignore[index]
+    "enum": _decode_enum,
     "dataclass": _decode_dataclass,
     "repr": lambda v, _: v["v"],
 }

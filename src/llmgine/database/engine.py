@@ -18,6 +18,7 @@ from typing import ClassVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from llmgine.database._faultlog import FaultLog
 from llmgine.database.config import DatabaseConfig, parse_flag, read_environment
 from llmgine.database.connect import create_engine_for
 from llmgine.database.sqlstore import SQLAlchemyStore
@@ -41,6 +42,8 @@ class DatabaseEngine:
     _store: ClassVar[SQLAlchemyStore | None] = None
     _writer: ClassVar[Writer | None] = None
     _atexit_registered: ClassVar[bool] = False
+    faults: ClassVar[FaultLog] = FaultLog(logging.getLogger("llmgine.database"))
+    """Rate-limited fault reports of the seed API; cleared when the configuration changes."""
 
     @classmethod
     def get_config(cls) -> DatabaseConfig:
@@ -73,6 +76,7 @@ class DatabaseEngine:
         if cls._config is not None and (new is None or new.has_changed(cls._config)):
             logger.debug("database configuration changed; resetting the engine")
             cls._release()
+        cls.faults.clear()
         cls._raw, cls._config, cls._config_error = raw, new, error
 
     @classmethod
@@ -80,8 +84,15 @@ class DatabaseEngine:
         """The store for the current configuration; it creates its tables on first use."""
         config = cls.get_config()
         with cls._lock:
+            if cls._config_error is not None:  # set meanwhile by another thread
+                raise cls._config_error
             if cls._store is None or cls._config is not config:
-                engine = create_engine_for(config.url)
+                try:
+                    engine = create_engine_for(config.url)
+                except ConfigurationError as exc:  # unknown driver: remember it, log it once
+                    logger.error("llmgine persistence disabled: %s", exc)
+                    cls._config_error = exc
+                    raise
                 cls._engine, cls._store = engine, SQLAlchemyStore(engine, naming=config.naming)
             return cls._store
 
@@ -115,6 +126,7 @@ class DatabaseEngine:
         with cls._lock:
             cls._release()
             cls._raw = cls._config = cls._config_error = None
+            cls.faults.clear()
 
     @classmethod
     def drop_all(cls) -> None:

@@ -23,10 +23,16 @@ def utc_now() -> datetime:
 
 
 def to_utc(value: datetime) -> datetime:
-    """``value`` as an aware UTC datetime; raises `UnstorableEventError` out of range."""
+    """``value`` as an aware UTC datetime.
+
+    Raises `UnstorableEventError` for a value that is not a datetime, is out of
+    range, or whose tzinfo fails to give an offset.
+    """
+    if not isinstance(value, datetime):
+        raise UnstorableEventError(f"{value!r} is a {type(value).__name__}, not a datetime")
     try:
         instant = value.astimezone(UTC)
-    except (OverflowError, ValueError, OSError) as exc:
+    except Exception as exc:  # overflow, or a third-party tzinfo that raises
         raise UnstorableEventError(f"{value!r} cannot be converted to UTC: {exc}") from exc
     if not MIN_INSTANT <= instant <= MAX_INSTANT:
         raise UnstorableEventError(

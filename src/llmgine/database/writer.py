@@ -109,9 +109,10 @@ class Writer:
     def submit_scheduled(self, events: Sequence[ScheduledEvent]) -> Future[None]:
         """Queue ``events`` for the scheduled store; the future resolves once they are committed.
 
-        The future fails with `UnstorableEventError` or `RejectedDataError` for
-        events the store refuses, and with `StoreUnavailableError` if the
-        writer stops before the database came back.
+        If the store refuses some of them (`UnstorableEventError`,
+        `RejectedDataError`), the others are still written and the future then
+        fails with the first refusal. It fails with `StoreUnavailableError` if
+        the writer stops before the database came back.
         """
         future: Future[None] = Future()
         with self._cond:
@@ -216,18 +217,24 @@ class Writer:
         store = self._scheduled
         assert store is not None
 
-        def write(part: list[tuple[list[ScheduledEvent], Future[None]]]) -> None:
-            store.add([event for events, _ in part for event in events])
+        items = [(event, index) for index, (events, _) in enumerate(jobs) for event in events]
+        errors: dict[int, Exception] = {}
 
-        def refused(job: tuple[list[ScheduledEvent], Future[None]], error: Exception) -> None:
-            logger.error("%d scheduled events not written: %s", len(job[0]), error)
-            job[1].set_exception(error)
+        def write(part: list[tuple[ScheduledEvent, int]]) -> None:
+            store.add([event for event, _ in part])
 
-        written = self._write_with_retry(jobs, write, refused)
+        def refused(item: tuple[ScheduledEvent, int], error: Exception) -> None:
+            logger.error("scheduled event %s not written: %s", item[0].event_id, error)
+            errors.setdefault(item[1], error)
+
+        written = self._write_with_retry(items, write, refused)
         with self._cond:
-            self._scheduled_written += sum(len(events) for events, _ in written)
-        for _, future in written:
-            future.set_result(None)
+            self._scheduled_written += len(written)
+        for index, (_, future) in enumerate(jobs):
+            if index in errors:
+                future.set_exception(errors[index])
+            else:
+                future.set_result(None)
 
     def _write_log(self, batch: list[Event]) -> None:
         log = self._log

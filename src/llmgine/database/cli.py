@@ -1,0 +1,84 @@
+"""``llmgine-db``: diagnostics for the environment-configured store.
+
+``llmgine-db check`` says which database the environment selects, whether it
+can be reached, which schema version it holds and how many events wait in it.
+``llmgine-db quarantined`` lists the rows that could not be restored, with why.
+Exit status 0 when healthy, 1 when not, 2 for a bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from sqlalchemy import func, select
+
+from llmgine.database.engine import DatabaseEngine
+from llmgine.errors import ConfigurationError, LlmginePersistenceError
+
+
+def check(out: TextIO) -> int:
+    try:
+        config = DatabaseEngine.get_config()
+    except ConfigurationError as exc:
+        print(f"configuration: INVALID: {exc}", file=out)
+        return 2
+    print(f"url:            {config.redacted_url}", file=out)
+    where = (
+        f"schema {config.schema!r}"
+        if config.is_postgres
+        else f"table prefix {config.naming.prefix!r}"
+    )
+    print(f"tables:         {where}", file=out)
+    print(f"event log:      {'on' if config.persist_events else 'off'}", file=out)
+    try:
+        store = DatabaseEngine.get_store()
+        store.setup()
+        tables = store.tables
+        with store.engine.connect() as conn:
+            version = conn.scalar(
+                select(tables.meta.c.value).where(tables.meta.c.key == "schema_version")
+            )
+            pending = conn.scalar(select(func.count()).select_from(tables.scheduled))
+            logged = conn.scalar(select(func.count()).select_from(tables.log))
+        quarantined = len(store.quarantined())
+    except ConfigurationError as exc:
+        print(f"configuration: INVALID: {exc}", file=out)
+        return 2
+    except LlmginePersistenceError as exc:
+        print(f"database:       UNAVAILABLE: {exc}", file=out)
+        return 1
+    print(f"schema version: {version}", file=out)
+    print(f"scheduled:      {pending} stored, {quarantined} quarantined", file=out)
+    print(f"event log rows: {logged}", file=out)
+    return 0
+
+
+def quarantined(out: TextIO) -> int:
+    try:
+        rows = DatabaseEngine.get_store().quarantined()
+    except ConfigurationError as exc:
+        print(f"configuration: INVALID: {exc}", file=out)
+        return 2
+    except LlmginePersistenceError as exc:
+        print(f"database: UNAVAILABLE: {exc}", file=out)
+        return 1
+    for row in rows:
+        print(f"{row.event_id}\t{row.event_class_name}\t{row.reason}", file=out)
+    print(f"{len(rows)} quarantined", file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="llmgine-db", description=__doc__)
+    parser.add_argument("command", choices=["check", "quarantined"])
+    args = parser.parse_args(argv)
+    try:
+        return check(out) if args.command == "check" else quarantined(out)
+    finally:
+        DatabaseEngine.reset_engine()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

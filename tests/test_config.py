@@ -1,0 +1,120 @@
+"""DatabaseConfig: environment, defaults, validation, naming, redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmgine.database.config import DEFAULT_SCHEMA, DEFAULT_URL, DatabaseConfig, redact
+from llmgine.database.models import Naming
+from llmgine.errors import ConfigurationError
+
+
+def test_defaults_are_the_original_modules() -> None:
+    config = DatabaseConfig(environ={})
+    assert (config.db_url, config.schema, config.persist_events) == (
+        DEFAULT_URL,
+        DEFAULT_SCHEMA,
+        False,
+    )
+    assert config.db_url == "sqlite:///./message_bus.db"
+    assert config.schema == "message_bus"
+    assert not config.is_postgres
+
+
+def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGINE_DB_URL", "postgresql://u:p@db/prod")
+    monkeypatch.setenv("LLMGINE_DB_SCHEMA", "llmgine_production")
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
+    config = DatabaseConfig()
+    assert config.is_postgres
+    assert config.schema == "llmgine_production"
+    assert config.persist_events
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("off", False)],
+)
+def test_persist_flag_values(raw: str, expected: bool) -> None:
+    assert DatabaseConfig(environ={"LLMGINE_PERSIST_EVENTS": raw}).persist_events is expected
+
+
+def test_unknown_persist_flag_is_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="LLMGINE_PERSIST_EVENTS='maybe'"):
+        DatabaseConfig(environ={"LLMGINE_PERSIST_EVENTS": "maybe"})
+
+
+@pytest.mark.parametrize("url", ["postgresql://h/db", "postgres://h/db"])
+def test_plain_postgres_urls_use_psycopg3(url: str) -> None:
+    config = DatabaseConfig(db_url=url, schema="s", persist_events=False)
+    assert config.url.drivername == "postgresql+psycopg"
+    assert config.is_postgres
+
+
+def test_explicit_arguments_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGINE_DB_SCHEMA", "from_env")
+    config = DatabaseConfig(db_url="sqlite://", schema="given", persist_events=True)
+    assert config.schema == "given"
+
+
+def test_has_changed_compares_url_schema_and_flag() -> None:
+    base = DatabaseConfig(db_url="sqlite://", schema="a", persist_events=False)
+    assert not base.has_changed(
+        DatabaseConfig(db_url="sqlite://", schema="a", persist_events=False)
+    )
+    assert base.has_changed(
+        DatabaseConfig(db_url="sqlite:///x.db", schema="a", persist_events=False)
+    )
+    assert base.has_changed(DatabaseConfig(db_url="sqlite://", schema="b", persist_events=False))
+    assert base.has_changed(DatabaseConfig(db_url="sqlite://", schema="a", persist_events=True))
+
+
+@pytest.mark.parametrize(
+    ("schema", "naming"),
+    [
+        ("message_bus", Naming(prefix="message_bus_")),
+        ("a.b", Naming(prefix="a_b_")),
+        ("", Naming()),
+    ],
+)
+def test_sqlite_schema_becomes_a_table_prefix(schema: str, naming: Naming) -> None:
+    assert DatabaseConfig(db_url="sqlite://", schema=schema, persist_events=False).naming == naming
+
+
+def test_postgres_schema_is_a_real_schema() -> None:
+    config = DatabaseConfig(db_url="postgresql://h/db", schema="prod", persist_events=False)
+    assert config.naming == Naming(schema="prod")
+
+
+@pytest.mark.parametrize("schema", ["1abc", "a-b", "a;drop table x", "a b", "a..b", 'x"y'])
+def test_invalid_schema_names_are_rejected(schema: str) -> None:
+    with pytest.raises(ConfigurationError, match="not a valid name"):
+        DatabaseConfig(db_url="sqlite://", schema=schema, persist_events=False)
+
+
+def test_postgres_schema_cannot_have_dots() -> None:
+    with pytest.raises(ConfigurationError, match="cannot contain dots"):
+        DatabaseConfig(db_url="postgresql://h/db", schema="a.b", persist_events=False)
+
+
+def test_postgres_schema_length_limit() -> None:
+    with pytest.raises(ConfigurationError, match="63"):
+        DatabaseConfig(db_url="postgresql://h/db", schema="s" * 64, persist_events=False)
+
+
+def test_unparsable_url_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        DatabaseConfig(
+            db_url="postgresql://user:hunter2@host:notaport/db", schema="s", persist_events=False
+        )
+    assert "hunter2" not in str(caught.value)
+
+
+def test_repr_and_redacted_url_hide_the_password() -> None:
+    config = DatabaseConfig(
+        db_url="postgresql://user:hunter2@host/db", schema="s", persist_events=False
+    )
+    assert "hunter2" not in repr(config)
+    assert "hunter2" not in config.redacted_url
+    assert "hunter2" not in redact("postgresql://user:hunter2@host/db")
+    assert "hunter2" not in redact("not a url://user:hunter2@host")

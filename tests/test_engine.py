@@ -1,0 +1,163 @@
+"""DatabaseEngine: the environment-driven holder behind the seed API."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select
+
+from llmgine.database import (
+    DatabaseEngine,
+    drop_all,
+    get_and_delete_unfinished_events,
+    persist_event,
+    reset_engine,
+    save_unfinished_events,
+)
+from llmgine.database.sqlstore import SQLAlchemyStore
+from llmgine.errors import ConfigurationError, SchemaVersionError
+from llmgine.messages import Event, ScheduledEvent
+from llmgine_conformance.backends import SqlBackend
+
+
+def future_event() -> ScheduledEvent:
+    return ScheduledEvent(scheduled_time=datetime.now() + timedelta(hours=1))
+
+
+def test_url_change_takes_effect_on_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'one.db'}")
+    first = future_event()
+    save_unfinished_events([first])
+    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'two.db'}")
+    assert get_and_delete_unfinished_events() == []
+    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'one.db'}")
+    assert get_and_delete_unfinished_events() == [first]
+
+
+def test_schema_change_takes_effect_on_the_next_call(
+    sql_backend: SqlBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMGINE_DB_URL", sql_backend.url)
+    monkeypatch.setenv("LLMGINE_DB_SCHEMA", sql_backend.schema)
+    event = future_event()
+    save_unfinished_events([event])
+    other = sql_backend.schema + "_other"
+    monkeypatch.setenv("LLMGINE_DB_SCHEMA", other)
+    try:
+        assert get_and_delete_unfinished_events() == []
+    finally:
+        drop_all()
+        if DatabaseEngine.get_config().is_postgres:
+            from sqlalchemy import text
+
+            with DatabaseEngine.get_store().engine.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{other}" CASCADE'))
+    monkeypatch.setenv("LLMGINE_DB_SCHEMA", sql_backend.schema)
+    assert get_and_delete_unfinished_events() == [event]
+
+
+def test_persist_flag_change_takes_effect_on_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    unlogged, logged = Event(), Event()
+    persist_event(unlogged)
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
+    persist_event(logged)
+    assert DatabaseEngine.get_writer().flush(10)
+    assert [e.event_id for e in DatabaseEngine.get_store().read()] == [logged.event_id]
+
+
+def test_config_change_disposes_the_old_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = DatabaseEngine.get_engine()
+    with old.connect():
+        pass
+    assert old.pool.checkedin() == 1  # type: ignore[attr-defined]
+    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    new = DatabaseEngine.get_engine()
+    assert new is not old
+    assert old.pool.checkedin() == 0  # type: ignore[attr-defined]
+
+
+def test_config_change_writes_queued_log_entries_to_the_old_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
+    old_url = f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setenv("LLMGINE_DB_URL", old_url)
+    events = [Event() for _ in range(50)]
+    for event in events:
+        persist_event(event)
+    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    DatabaseEngine.get_config()
+    old = SQLAlchemyStore.from_url(old_url, schema="message_bus")
+    try:
+        assert len(old.read()) == 50
+    finally:
+        old.close()
+
+
+def test_concurrent_first_use_builds_one_store() -> None:
+    stores: list[SQLAlchemyStore] = []
+    barrier = threading.Barrier(8)
+
+    def use() -> None:
+        barrier.wait()
+        stores.append(DatabaseEngine.get_store())
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(store) for store in stores}) == 1
+
+
+def test_get_session_queries_the_configured_tables() -> None:
+    save_unfinished_events([future_event()])
+    store = DatabaseEngine.get_store()
+    with DatabaseEngine.get_session() as session:
+        assert len(session.execute(select(store.tables.scheduled)).all()) == 1
+
+
+def test_sqlite_tables_carry_the_schema_as_prefix() -> None:
+    names = set(inspect(DatabaseEngine.get_engine()).get_table_names())
+    assert {
+        "message_bus_scheduled_events",
+        "message_bus_event_log",
+        "message_bus_llmgine_meta",
+    } <= names
+
+
+def test_drop_all_after_reset_drops_the_tables() -> None:
+    save_unfinished_events([future_event()])
+    reset_engine()
+    drop_all()
+    assert inspect(DatabaseEngine.get_store().engine).get_table_names() == []
+    assert get_and_delete_unfinished_events() == []
+
+
+def test_invalid_environment_raises_from_get_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGINE_DB_SCHEMA", "bad name")
+    with pytest.raises(ConfigurationError):
+        DatabaseEngine.get_config()
+    with pytest.raises(ConfigurationError):
+        DatabaseEngine.get_engine()
+
+
+def test_newer_schema_version_is_an_error_not_a_wipe(sql_backend: SqlBackend) -> None:
+    store = sql_backend.open()
+    store.add([future_event()])
+    meta = store.tables.meta
+    with store.engine.begin() as conn:
+        conn.execute(meta.update().values(value="999"))
+    newcomer = sql_backend.open()
+    with pytest.raises(SchemaVersionError, match="schema_version 999"):
+        newcomer.take_all()
+    with store.engine.begin() as conn:
+        conn.execute(meta.update().values(value="1"))
+    assert len(sql_backend.open().take_all()) == 1
