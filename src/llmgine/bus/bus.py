@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from contextvars import Context, ContextVar
 from datetime import datetime
 
 from llmgine.bus.persistence import BusPersistence, EnvironmentPersistence, StorePersistence
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 _Item = tuple[Event, "asyncio.Future[None] | None"]
 MAX_ERROR_HISTORY = 1000
+
+_handling: ContextVar[MessageBus | None] = ContextVar("llmgine_bus_handling", default=None)
+"""The bus whose event processor runs in this context: its handlers, and the tasks they
+start (``asyncio.gather`` and, before Python 3.12, ``asyncio.wait_for`` start tasks)."""
 
 
 class MessageBus:
@@ -70,6 +75,7 @@ class MessageBus:
         self._running = False
         self._prestart: list[Event] = []
         self._lifecycle = asyncio.Lock()
+        self._deferred_stop: asyncio.Task[None] | None = None
         self.event_handler_errors: list[BaseException] = []
 
     @property
@@ -95,10 +101,18 @@ class MessageBus:
                 logger.info("restored %d scheduled events", len(restored))
             buffered, self._prestart = self._prestart, []
             for early in buffered:
-                self._accept(early, None)
+                self._accept(early)
 
     async def stop(self) -> None:
-        """Finish queued events (up to ``stop_timeout``), then save scheduled ones not yet fired."""
+        """Finish queued events (up to ``stop_timeout``), then save scheduled ones not yet fired.
+
+        Called from one of this bus's handlers, it returns at once and the bus
+        stops when the handler has finished: a handler cannot wait for itself.
+        """
+        if _handling.get() is self:
+            loop = asyncio.get_running_loop()
+            self._deferred_stop = loop.create_task(self.stop(), context=Context())
+            return
         async with self._lifecycle:
             if not self._running or self._queue is None:
                 return
@@ -117,7 +131,7 @@ class MessageBus:
             pending.extend(self._leftovers(queue))
             self._queue = None
             await asyncio.to_thread(self._persistence.save, pending)
-            await asyncio.to_thread(self._persistence.flush, self._stop_timeout)
+            await asyncio.to_thread(self._persistence.close, self._stop_timeout)
 
     def _leftovers(self, queue: asyncio.Queue[_Item]) -> list[ScheduledEvent]:
         """Empty the queue after the processor stopped; keep scheduled events for saving."""
@@ -208,28 +222,35 @@ class MessageBus:
         not be restored after a restart: an unregistered class, or a field
         the codec cannot store. Never raises for a database fault.
         """
-        if isinstance(event, ScheduledEvent) and self._is_future(event):
-            self._check_storable(event)
+        later = event if isinstance(event, ScheduledEvent) and self._is_future(event) else None
+        if later is not None:
+            self._check_storable(later)
         if not self._running:
             self._prestart.append(event)
             return
-        if await_processing and self._task is not None and asyncio.current_task() is self._task:
-            self._persistence.log(event)
-            await self._dispatch(event)
-            return
-        future = asyncio.get_running_loop().create_future() if await_processing else None
-        if self._accept(event, future) and future is not None:
-            await future
+        self._persistence.log(event)
+        if later is not None:
+            self._timers.add(later)
+        elif not await_processing:
+            self._enqueue(event, None)
+        elif _handling.get() is self:
+            await self._dispatch(event)  # from a handler: the queue waits for this one
+        else:
+            done = asyncio.get_running_loop().create_future()
+            self._enqueue(event, done)
+            await done
 
-    def _accept(self, event: Event, future: asyncio.Future[None] | None) -> bool:
-        """Log ``event`` and queue it (or arm its timer); True if it was queued."""
+    def _accept(self, event: Event) -> None:
+        """Log ``event`` and queue it, or arm its timer if it is a scheduled event not yet due."""
         self._persistence.log(event)
         if isinstance(event, ScheduledEvent) and self._is_future(event):
             self._timers.add(event)
-            return False
+        else:
+            self._enqueue(event, None)
+
+    def _enqueue(self, event: Event, done: asyncio.Future[None] | None) -> None:
         assert self._queue is not None
-        self._queue.put_nowait((event, future))
-        return True
+        self._queue.put_nowait((event, done))
 
     @staticmethod
     def _is_future(event: ScheduledEvent) -> bool:
@@ -252,7 +273,7 @@ class MessageBus:
 
     async def wait_for_events(self) -> None:
         """Wait until every queued event has been handled (scheduled ones count when due)."""
-        if self._queue is None or asyncio.current_task() is self._task:
+        if self._queue is None or _handling.get() is self:
             return
         await self._queue.join()
 
@@ -261,6 +282,7 @@ class MessageBus:
             self._queue.put_nowait((event, None))
 
     async def _process(self, queue: asyncio.Queue[_Item]) -> None:
+        _handling.set(self)  # this task's own context, inherited by tasks its handlers start
         while True:
             event, future = await queue.get()
             try:
@@ -289,7 +311,7 @@ class MessageBus:
             event=event, handler=handler.name, exception=exc, session_id=event.session_id
         )
         if self._running:
-            self._accept(failed, None)
+            self._accept(failed)
 
     @property
     def scheduled_in_memory(self) -> int:

@@ -1,7 +1,7 @@
 """How the bus reaches storage: the environment-driven seed functions, or a store it is given.
 
 Every method is best-effort: database faults are logged by the layer below
-and never raised here. The blocking ones (`save`, `restore`, `flush`) are
+and never raised here. The blocking ones (`save`, `restore`, `close`) are
 called by the bus from a worker thread, never on the event loop.
 """
 
@@ -39,8 +39,9 @@ class BusPersistence(Protocol):
         """Queue ``event`` for the event log if it is on (never blocks)."""
         ...
 
-    def flush(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for queued writes (blocking)."""
+    def close(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for queued writes, then release what the bus
+        holds until its next start (blocking)."""
         ...
 
 
@@ -56,7 +57,8 @@ class EnvironmentPersistence:
     def log(self, event: Event) -> None:
         api.persist_event(event)
 
-    def flush(self, timeout: float) -> None:
+    def close(self, timeout: float) -> None:
+        """Flush the shared writer; `DatabaseEngine` owns it and ends it."""
         with contextlib.suppress(LlmginePersistenceError, OSError):  # reported where it failed
             DatabaseEngine.get_writer().flush(timeout)
 
@@ -66,9 +68,13 @@ class StorePersistence:
 
     def __init__(self, store: ScheduledEventStore, event_log: EventLog | None = None) -> None:
         self._store = store
-        self._writer = Writer(log=event_log, scheduled=store, name="llmgine-bus-writer")
-        self._logging = event_log is not None
+        self._event_log = event_log
+        self._writer = self._new_writer()
         self._faults = FaultLog(logger)
+
+    def _new_writer(self) -> Writer:
+        """A writer whose thread starts on its first write."""
+        return Writer(log=self._event_log, scheduled=self._store, name="llmgine-bus-writer")
 
     def save(self, events: Sequence[ScheduledEvent]) -> None:
         if not events:
@@ -86,8 +92,12 @@ class StorePersistence:
             return []
 
     def log(self, event: Event) -> None:
-        if self._logging:
+        if self._event_log is not None:
             self._writer.submit_log(event)
 
-    def flush(self, timeout: float) -> None:
-        self._writer.flush(timeout)
+    def close(self, timeout: float) -> None:
+        """Flush, then end the writer's thread; one still retrying a failing database is
+        kept, and keeps retrying, for the next start."""
+        if self._writer.flush(timeout):
+            self._writer.stop(timeout=0)
+            self._writer = self._new_writer()
