@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -300,3 +303,55 @@ def test_claim_with_no_room_takes_nothing(backend: Backend, limit: int) -> None:
     store = backend.open()
     store.add([reminder(-1)])
     assert store.claim("a", due_before=soon(0), lease=timedelta(minutes=1), limit=limit) == []
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Pacific/Chatham", "Pacific/Kiritimati"])
+def test_postgres_session_time_zone_does_not_change_results(postgres_url: str, zone: str) -> None:
+    from urllib.parse import quote
+
+    from llmgine_conformance.backends import PostgresBackend
+
+    events = [
+        ScheduledEvent(scheduled_time=datetime(1, 1, 2, tzinfo=UTC)),
+        ScheduledEvent(scheduled_time=datetime(2021, 11, 7, 5, 30, tzinfo=UTC)),
+        ScheduledEvent(scheduled_time=datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)),
+    ]
+    separator = "&" if "?" in postgres_url else "?"
+    local = PostgresBackend(postgres_url + separator + "options=" + quote(f"-c timezone={zone}"))
+    try:
+        local.open().add(events)
+        utc = PostgresBackend(postgres_url, schema=local.schema)
+        assert utc.open().next_due() == events[0].scheduled_time
+        assert local.open().take_all() == events
+        utc.close()
+    finally:
+        local.close()
+
+
+@contextmanager
+def process_time_zone(name: str) -> Iterator[None]:
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+def test_process_time_zone_does_not_change_results(backend: Backend) -> None:
+    aware = [
+        ScheduledEvent(scheduled_time=datetime(2030, 3, 31, 1, 30, tzinfo=UTC)),
+        ScheduledEvent(
+            scheduled_time=datetime(2030, 3, 31, 0, 30, tzinfo=ZoneInfo("Europe/London"))
+        ),
+    ]
+    backend.open().add(aware)
+    with process_time_zone("Asia/Kathmandu"):
+        restored = backend.open().take_all()
+    assert restored == [aware[1], aware[0]]
+    assert [e.scheduled_time.tzinfo for e in restored] == [ZoneInfo("Europe/London"), UTC]
