@@ -1,22 +1,16 @@
-"""Fixtures shared by this repository's tests: isolated environment, backends, PostgreSQL."""
+"""Fixtures of this repository's own tests. The conformance plugin (enabled in pyproject.toml)
+provides ``backend`` and ``store`` over every built-in backend."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from llmgine.database import reset_engine
-from llmgine_conformance.backends import (
-    Backend,
-    MemoryBackend,
-    PostgresBackend,
-    SqlBackend,
-    postgres_required,
-    postgres_url_from_environment,
-    sqlite_backend,
-)
+from llmgine_conformance.backends import SqlBackend, postgres_backend, sqlite_backend
+from llmgine_conformance.postgres import PostgresServer
 
 ENV_NAMES = ("LLMGINE_DB_URL", "LLMGINE_DB_SCHEMA", "LLMGINE_PERSIST_EVENTS")
 
@@ -32,20 +26,15 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     reset_engine()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    url = postgres_url_from_environment()
-    if url is None:
-        reason = "no PostgreSQL: set LLMGINE_TEST_POSTGRES_URL"
-        if postgres_required():
-            pytest.fail(f"{reason} (LLMGINE_REQUIRE_POSTGRES=1 forbids skipping)")
-        pytest.skip(reason)
-    return url
-
-
 @pytest.fixture
-def postgres_backend(postgres_url: str) -> Iterator[PostgresBackend]:
-    backend = PostgresBackend(postgres_url)
+def postgres_url(llmgine_postgres: PostgresServer) -> str:
+    """The session's PostgreSQL URL; skips without one (fails if LLMGINE_REQUIRE_POSTGRES=1)."""
+    from llmgine_conformance.plugin import require_postgres_url
+
+    return require_postgres_url(llmgine_postgres)
+
+
+def _checked(backend: SqlBackend) -> Iterator[SqlBackend]:
     yield backend
     leaked = backend.leaked_connections()
     backend.close()
@@ -54,33 +43,24 @@ def postgres_backend(postgres_url: str) -> Iterator[PostgresBackend]:
 
 @pytest.fixture
 def sqlite_db(tmp_path: Path) -> Iterator[SqlBackend]:
-    backend = sqlite_backend(tmp_path)
-    yield backend
-    leaked = backend.leaked_connections()
-    backend.close()
-    assert leaked == 0, f"{leaked} pooled connections still checked out"
+    yield from _checked(sqlite_backend(tmp_path))
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[SqlBackend]:
+    yield from _checked(postgres_backend(postgres_url))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def sql_backend(request: pytest.FixtureRequest) -> SqlBackend:
     """Each SQL backend in turn."""
-    name = "sqlite_db" if request.param == "sqlite" else "postgres_backend"
+    name = "sqlite_db" if request.param == "sqlite" else "postgres_db"
     backend: SqlBackend = request.getfixturevalue(name)
     return backend
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    """Every built-in backend in turn."""
-    if request.param == "memory":
-        return MemoryBackend()
-    name = "sqlite_db" if request.param == "sqlite" else "postgres_backend"
-    found: Backend = request.getfixturevalue(name)
-    return found
-
-
 @pytest.fixture
-def use_backend(monkeypatch: pytest.MonkeyPatch) -> object:
+def use_backend(monkeypatch: pytest.MonkeyPatch) -> Callable[[SqlBackend], None]:
     """Point the environment-driven seed API at a SQL backend: ``use_backend(backend)``."""
 
     def point(backend: SqlBackend) -> None:

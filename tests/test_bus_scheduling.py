@@ -299,9 +299,7 @@ RESTART_MODES = [
 def _backend(request: pytest.FixtureRequest, name: str) -> Backend:
     if name == "memory":
         return MemoryBackend()
-    found: Backend = request.getfixturevalue(
-        "sqlite_db" if name == "sqlite" else "postgres_backend"
-    )
+    found: Backend = request.getfixturevalue("sqlite_db" if name == "sqlite" else "postgres_db")
     return found
 
 

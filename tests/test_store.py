@@ -309,7 +309,7 @@ def test_claim_with_no_room_takes_nothing(backend: Backend, limit: int) -> None:
 def test_postgres_session_time_zone_does_not_change_results(postgres_url: str, zone: str) -> None:
     from urllib.parse import quote
 
-    from llmgine_conformance.backends import PostgresBackend
+    from llmgine_conformance.backends import SqlBackend, postgres_backend
 
     events = [
         ScheduledEvent(scheduled_time=datetime(1, 1, 2, tzinfo=UTC)),
@@ -317,10 +317,10 @@ def test_postgres_session_time_zone_does_not_change_results(postgres_url: str, z
         ScheduledEvent(scheduled_time=datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)),
     ]
     separator = "&" if "?" in postgres_url else "?"
-    local = PostgresBackend(postgres_url + separator + "options=" + quote(f"-c timezone={zone}"))
+    local = postgres_backend(postgres_url + separator + "options=" + quote(f"-c timezone={zone}"))
     try:
         local.open().add(events)
-        utc = PostgresBackend(postgres_url, schema=local.schema)
+        utc = SqlBackend("postgres", postgres_url, local.schema)
         assert utc.open().next_due() == events[0].scheduled_time
         assert local.open().take_all() == events
         utc.close()
