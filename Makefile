@@ -1,17 +1,22 @@
-# Two entry points: `make demo` (the main job, on the embedded SQLite default) and `make test`.
+# Two entry points: `make conformance` (the main job: the conformance suite on the embedded
+# SQLite default) and `make test` (lint, types, tests). `make demo` shows a restart.
 # Each creates .venv from pyproject.toml and constraints.txt on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+COVERAGE_REPORT_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: conformance demo test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+conformance: $(STAMP)
+	$(BIN)/llmgine-conformance
 
 demo: $(STAMP)
 	$(BIN)/llmgine-demo
@@ -29,7 +34,7 @@ pytest: $(STAMP)
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet
-	$(BIN)/coverage report
+	$(BIN)/coverage report $(COVERAGE_REPORT_ARGS)
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -247,6 +247,7 @@ _SPECS = pytest.StashKey[list[BackendSpec]]()
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        required_capabilities(item)  # an unknown capability is a usage error, before anything runs
         callspec = getattr(item, "callspec", None)
         if callspec is None or "llmgine_backend_spec" not in callspec.params:
             continue
