@@ -24,6 +24,12 @@ connection from the server side mid-transaction). Kinds of failure:
   disconnect (``exc.connection_invalidated``) and whose pool it invalidates;
 - ``disk_full``, ``timeout``: what the driver raises for those.
 
+A fault strikes before the statement or commit runs, so the database did
+nothing; with ``after=True`` it strikes once the work is done, as when the
+connection drops before the answer arrives (committed, but the client never
+heard). A statement raises at most one fault: of two failing rules due at
+once, the second waits for the next statement.
+
 A rule fires a number of times (``times``), with a seeded probability
 (``probability``), or for a time window (``for_seconds``), in any
 combination. Every firing is recorded in `FaultInjector.injected`.
@@ -33,6 +39,7 @@ combination. Every firing is recorded in `FaultInjector.injected`.
     injector.fail("commit", times=2)                    # the next two commits fail
     injector.fail("insert", kind="disconnect", probability=0.1)
     injector.fail("connect", for_seconds=3.0)           # an outage of three seconds
+    injector.fail("commit", kind="disconnect", after=True, times=1)  # a lost acknowledgement
     injector.delay("select", 0.2)                       # every SELECT 200 ms slower
     injector.before("delete", lambda: kill_my_backend(), times=1)
     ...
@@ -57,7 +64,9 @@ Action = Literal["fail", "delay", "call"]
 POINTS: tuple[Point, ...] = get_args(Point)
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
-_FIRST_WORD = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.DOTALL)
+_FIRST_WORD = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(?:\(\s*)*([A-Za-z]+)", re.DOTALL)
+_DISCONNECT = "_llmgine_faults_disconnect"
+"""Attribute marking an injected error as a dropped connection, for ``handle_error``."""
 _STATEMENT_POINTS: dict[str, Point] = {
     "create": "ddl",
     "alter": "ddl",
@@ -82,6 +91,8 @@ class Injection:
     statement: str | None
     at: float
     """``time.monotonic()`` when it fired."""
+    after: bool = False
+    """True if it fired after the statement or commit took effect (a lost acknowledgement)."""
 
 
 @dataclass
@@ -95,7 +106,8 @@ class Rule:
     probability: float | None = None
     until: float | None = None
     seconds: float = 0.0
-    callback: Callable[[], None] | None = None
+    callback: Callable[[], object] | None = None
+    after: bool = False
     fired: int = field(default=0, init=False)
 
     def due(self, now: float, rng: random.Random) -> bool:
@@ -124,7 +136,6 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
         self._injected: list[Injection] = []
-        self._mine: set[int] = set()
 
     # --- arming ----------------------------------------------------------------------
 
@@ -136,11 +147,19 @@ class FaultInjector:
         times: int | None = None,
         probability: float | None = None,
         for_seconds: float | None = None,
+        after: bool = False,
     ) -> Rule:
         """Raise a ``kind`` fault at ``point``: ``times`` times, with ``probability``, for
-        ``for_seconds`` (any combination; none of them means every time until `clear`)."""
+        ``for_seconds`` (any combination; none of them means every time until `clear`).
+
+        With ``after``, the statement or commit takes effect first and the fault is raised
+        on its way back: the database did the work, the client never heard (not for connect).
+        """
         _check(point, kind)
-        return self._arm(Rule(point, "fail", kind, times, probability, self._until(for_seconds)))
+        if after and point == "connect":
+            raise ValueError("after=True applies to statements and commits, not to connect")
+        until = self._until(for_seconds)
+        return self._arm(Rule(point, "fail", kind, times, probability, until, after=after))
 
     def delay(
         self,
@@ -156,7 +175,9 @@ class FaultInjector:
         rule = Rule(point, "delay", "error", times, probability, self._until(for_seconds), seconds)
         return self._arm(rule)
 
-    def before(self, point: Point, callback: Callable[[], None], *, times: int | None = 1) -> Rule:
+    def before(
+        self, point: Point, callback: Callable[[], object], *, times: int | None = 1
+    ) -> Rule:
         """Run ``callback`` just before ``point`` (default: once). Its exceptions propagate."""
         _check(point, "error")
         return self._arm(Rule(point, "call", "error", times, callback=callback))
@@ -208,29 +229,45 @@ class FaultInjector:
             if point is not None:
                 self._interfere(point, statement, dbapi)
 
+        @event.listens_for(engine, "after_cursor_execute")
+        def _after_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            point = statement_point(statement)
+            if point is not None:
+                self._interfere(point, statement, dbapi, after=True)
+
         real_commit = dialect.do_commit
 
         def do_commit(dbapi_connection: Any) -> None:
             self._interfere("commit", None, dbapi)
             real_commit(dbapi_connection)
+            self._interfere("commit", None, dbapi, after=True)
 
         dialect.do_commit = do_commit
 
         @event.listens_for(engine, "handle_error")
         def _on_error(context: Any) -> None:
-            if id(context.original_exception) in self._mine:
-                self._mine.discard(id(context.original_exception))
+            if getattr(context.original_exception, _DISCONNECT, False):
                 context.is_disconnect = True
 
-    def _interfere(self, point: Point, statement: str | None, dbapi: Any) -> None:
+    def _interfere(
+        self, point: Point, statement: str | None, dbapi: Any, *, after: bool = False
+    ) -> None:
         now = self._clock()
         with self._lock:
-            fired = [
-                rule for rule in self._rules if rule.point == point and rule.due(now, self._rng)
-            ]
+            fired: list[Rule] = []
+            failing = False  # one error per statement: a second failing rule waits its turn
+            for rule in self._rules:
+                if rule.point != point or rule.after != after:
+                    continue
+                if failing and rule.action == "fail":
+                    continue
+                if rule.due(now, self._rng):
+                    fired.append(rule)
+                    failing = failing or rule.action == "fail"
             for rule in fired:
                 kind = rule.kind if rule.action == "fail" else None
-                self._injected.append(Injection(point, rule.action, kind, statement, now))
+                injection = Injection(point, rule.action, kind, statement, now, after)
+                self._injected.append(injection)
         for rule in fired:
             if rule.action == "delay":
                 time.sleep(rule.seconds)
@@ -246,8 +283,7 @@ class FaultInjector:
         error: BaseException
         if kind == "disconnect":
             error = dbapi.OperationalError(f"server closed the connection unexpectedly ({message})")
-            with self._lock:
-                self._mine.add(id(error))
+            setattr(error, _DISCONNECT, True)  # read by handle_error, above
         elif kind == "disk_full":
             cls = getattr(errors, "DiskFull", dbapi.OperationalError)
             error = cls(f"database or disk is full: No space left on device ({message})")
