@@ -13,61 +13,17 @@ from llmgine.database import (
     DatabaseEngine,
     drop_all,
     get_and_delete_unfinished_events,
-    persist_event,
     reset_engine,
     save_unfinished_events,
 )
 from llmgine.database.sqlstore import SQLAlchemyStore
 from llmgine.errors import ConfigurationError, SchemaVersionError
-from llmgine.messages import Event, ScheduledEvent
+from llmgine.messages import ScheduledEvent
 from llmgine_conformance.backends import SqlBackend
 
 
 def future_event() -> ScheduledEvent:
     return ScheduledEvent(scheduled_time=datetime.now() + timedelta(hours=1))
-
-
-def test_url_change_takes_effect_on_the_next_call(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'one.db'}")
-    first = future_event()
-    save_unfinished_events([first])
-    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'two.db'}")
-    assert get_and_delete_unfinished_events() == []
-    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'one.db'}")
-    assert get_and_delete_unfinished_events() == [first]
-
-
-def test_schema_change_takes_effect_on_the_next_call(
-    sql_backend: SqlBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LLMGINE_DB_URL", sql_backend.url)
-    monkeypatch.setenv("LLMGINE_DB_SCHEMA", sql_backend.schema)
-    event = future_event()
-    save_unfinished_events([event])
-    other = sql_backend.schema + "_other"
-    monkeypatch.setenv("LLMGINE_DB_SCHEMA", other)
-    try:
-        assert get_and_delete_unfinished_events() == []
-    finally:
-        drop_all()
-        if DatabaseEngine.get_config().is_postgres:
-            from sqlalchemy import text
-
-            with DatabaseEngine.get_store().engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{other}" CASCADE'))
-    monkeypatch.setenv("LLMGINE_DB_SCHEMA", sql_backend.schema)
-    assert get_and_delete_unfinished_events() == [event]
-
-
-def test_persist_flag_change_takes_effect_on_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    unlogged, logged = Event(), Event()
-    persist_event(unlogged)
-    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
-    persist_event(logged)
-    assert DatabaseEngine.get_writer().flush(10)
-    assert [e.event_id for e in DatabaseEngine.get_store().read()] == [logged.event_id]
 
 
 def test_config_change_disposes_the_old_engine(
@@ -81,24 +37,6 @@ def test_config_change_disposes_the_old_engine(
     new = DatabaseEngine.get_engine()
     assert new is not old
     assert old.pool.checkedin() == 0  # type: ignore[attr-defined]
-
-
-def test_config_change_writes_queued_log_entries_to_the_old_database(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
-    old_url = f"sqlite:///{tmp_path / 'old.db'}"
-    monkeypatch.setenv("LLMGINE_DB_URL", old_url)
-    events = [Event() for _ in range(50)]
-    for event in events:
-        persist_event(event)
-    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'new.db'}")
-    DatabaseEngine.get_config()
-    old = SQLAlchemyStore.from_url(old_url, schema="message_bus")
-    try:
-        assert len(old.read()) == 50
-    finally:
-        old.close()
 
 
 def test_concurrent_first_use_builds_one_store() -> None:

@@ -111,7 +111,8 @@ class Backend(ABC):
         raise NotImplementedError(f"{self.name} does not declare {DISCONNECT}")
 
     def foreign_objects(self) -> list[str]:
-        """Names of objects this backend's stores created outside their namespace (CATALOG)."""
+        """Objects of llmgine's tables found where a store ignoring its namespace would put
+        them (CATALOG): PostgreSQL's search_path schemas, or unprefixed SQLite tables."""
         raise NotImplementedError(f"{self.name} does not declare {CATALOG}")
 
     def leaked_connections(self) -> int:
@@ -287,9 +288,11 @@ class SqlBackend(Backend):
                 with engine.connect() as conn:
                     rows = conn.execute(
                         text(
+                            # where a store that ignored its schema would put its objects
                             "SELECT n.nspname || '.' || c.relname FROM pg_class c "
                             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                            "WHERE n.nspname <> :schema AND (c.relname LIKE '%scheduled_events%' "
+                            "WHERE n.nspname = ANY(current_schemas(false)) "
+                            "AND n.nspname <> :schema AND (c.relname LIKE '%scheduled_events%' "
                             "OR c.relname LIKE '%event_log%' OR c.relname LIKE '%llmgine_meta%')"
                         ),
                         {"schema": self.schema},

@@ -214,12 +214,12 @@ def qualified_name(cls: type) -> str:
 def _reachable_classes(root: type) -> dict[str, type]:
     found: dict[str, type] = {}
     pending: list[Any] = [root]
-    seen: set[int] = set()
+    seen: dict[int, Any] = {}  # keeps what it has seen alive, so no id is reused meanwhile
     while pending:
         item = pending.pop()
         if id(item) in seen:
             continue
-        seen.add(id(item))
+        seen[id(item)] = item
         if isinstance(item, Enum):  # Literal[Color.RED] names Color
             item = type(item)
         if isinstance(item, type) and (issubclass(item, Enum) or dataclasses.is_dataclass(item)):
