@@ -218,11 +218,13 @@ async def test_a_future_event_published_before_start_fires_at_its_time() -> None
 
 
 async def test_pending_events_arm_one_timer_and_nothing_polls(bus: MessageBus) -> None:
-    start = datetime.now(UTC) + timedelta(minutes=2)
+    start = datetime.now(UTC) + timedelta(seconds=30)  # within the horizon: held in memory
     for i in range(1000):
         offset = timedelta(milliseconds=(i * 7919) % 1000)  # shuffled due times
         await bus.publish(ScheduledEvent(scheduled_time=start + offset))
-    timers = bus._timers
+    await wait_until(lambda: bus.scheduled_in_memory == 1000)
+    assert bus.scheduler is not None
+    timers = bus.scheduler._timers
     handle = timers._handle
     assert isinstance(handle, asyncio.TimerHandle)
     await asyncio.sleep(0.05)
@@ -236,6 +238,29 @@ async def test_pending_events_arm_one_timer_and_nothing_polls(bus: MessageBus) -
     assert timers._handle is handle, "the timer was re-armed: something polls"
     assert bus._queue is not None
     assert bus._queue.empty()
+
+
+async def test_events_beyond_the_horizon_stay_in_the_store() -> None:
+    store = MemoryStore()
+    bus = MessageBus(store=store, horizon=timedelta(minutes=1))
+    await bus.start()
+    try:
+        far = datetime.now(UTC) + timedelta(days=30)
+        for i in range(200):
+            await bus.publish(ScheduledEvent(scheduled_time=far + timedelta(seconds=i)))
+        await asyncio.sleep(0.1)
+        assert bus.scheduled_in_memory == 0
+        assert store.next_due() == far
+    finally:
+        await bus.stop()
+
+
+async def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
 
 
 # --- storable or rejected ----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The message bus: commands to one handler, events to many, scheduled events on time.
 
 Call its coroutines from one event loop. Database I/O never runs on that
-loop: restore and save run in a worker thread and the event log is written by
-a background writer (see `llmgine.bus.persistence`).
+loop: scheduled events are written and claimed from worker threads (see
+`llmgine.bus.scheduler`) and the event log is written by a background writer
+(see `llmgine.bus.persistence`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import asyncio
 import inspect
 import logging
 from contextvars import Context, ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from llmgine.bus.persistence import BusPersistence, EnvironmentPersistence, StorePersistence
+from llmgine.bus.persistence import (
+    EnvironmentEventLog,
+    EventLogSink,
+    NoEventLog,
+    StoreEventLog,
+    environment_store,
+)
 from llmgine.bus.registry import CommandHandler, EventHandler, HandlerRegistry, Registered
+from llmgine.bus.scheduler import DurableScheduler, SchedulerSettings
 from llmgine.bus.session import BusSession
-from llmgine.bus.timers import TimerHeap
 from llmgine.database import codec
 from llmgine.database.instants import to_utc, utc_now
 from llmgine.database.store import EventLog, ScheduledEventStore
@@ -27,6 +34,7 @@ from llmgine.messages.events import (
     CommandStartedEvent,
     Event,
     EventHandlerFailedEvent,
+    ScheduledEventMissed,
 )
 from llmgine.messages.scheduled_events import EVENT_CLASSES, ScheduledEvent
 from llmgine.messages.types import BUS_SESSION, SessionID
@@ -42,7 +50,7 @@ start (``asyncio.gather`` and, before Python 3.12, ``asyncio.wait_for`` start ta
 
 
 class MessageBus:
-    """An asyncio message bus. Several buses can live in one process.
+    """An asyncio message bus. Several buses can live in one process, or share a database.
 
     With no ``store``, scheduled events and the event log follow the
     environment (``LLMGINE_DB_URL``, ``LLMGINE_DB_SCHEMA``,
@@ -50,9 +58,16 @@ class MessageBus:
     the bus keeps its scheduled events there, and logs events to
     ``event_log`` if one is given.
 
-    `stop` saves the scheduled events that have not fired; the next `start`
-    (of this bus or another on the same database) restores them, and fires
-    at once those that fell due meanwhile.
+    Scheduled events are durable once `publish` returns: they are written
+    through to the store, claimed under a lease when due within ``horizon``,
+    fired at their due instant and completed after their handlers ran (see
+    `llmgine.bus.scheduler` for ``lease``, ``horizon``, ``poll_interval``,
+    ``publish_timeout`` and ``misfire_grace``). `stop` releases what this bus
+    held, so the next `start`, of any bus on the database, takes it over at
+    once; after a crash, leases expire and any live bus takes over. Events
+    that fell due while no bus ran fire once when one starts, unless later
+    than ``misfire_grace``: those are dropped and reported as a
+    `ScheduledEventMissed` event.
     """
 
     def __init__(
@@ -61,15 +76,30 @@ class MessageBus:
         store: ScheduledEventStore | None = None,
         event_log: EventLog | None = None,
         stop_timeout: float = 5.0,
+        misfire_grace: timedelta | None = None,
+        lease: timedelta = SchedulerSettings.lease,
+        horizon: timedelta = SchedulerSettings.horizon,
+        poll_interval: float = SchedulerSettings.poll_interval,
+        publish_timeout: float = SchedulerSettings.publish_timeout,
     ) -> None:
         if store is None and event_log is not None:
             raise ValueError("event_log needs a store; without one the environment configures both")
-        self._persistence: BusPersistence = (
-            EnvironmentPersistence() if store is None else StorePersistence(store, event_log)
+        self._store = store
+        self._log: EventLogSink = (
+            EnvironmentEventLog()
+            if store is None
+            else (NoEventLog() if event_log is None else StoreEventLog(event_log))
         )
+        self._settings = SchedulerSettings(
+            lease=lease,
+            horizon=horizon,
+            poll_interval=poll_interval,
+            publish_timeout=publish_timeout,
+            misfire_grace=misfire_grace,
+        )
+        self._scheduler: DurableScheduler | None = None
         self._stop_timeout = stop_timeout
         self._registry = HandlerRegistry()
-        self._timers = TimerHeap(self._on_due)
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._running = False
@@ -85,23 +115,31 @@ class MessageBus:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Restore stored scheduled events, deliver buffered events, begin processing."""
+        """Claim the stored scheduled events that are due soon, deliver buffered events, run."""
         async with self._lifecycle:
             if self._running:
                 return
             loop = asyncio.get_running_loop()
-            restored = await asyncio.to_thread(self._persistence.restore)
+            store = (
+                self._store
+                if self._store is not None
+                else await asyncio.to_thread(environment_store)
+            )
             self._queue = asyncio.Queue()
-            self._running = True
             self._task = loop.create_task(self._process(self._queue), name="llmgine-bus")
-            self._timers.start(loop)
-            for event in restored:
-                self._timers.add(event)
-            if restored:
-                logger.info("restored %d scheduled events", len(restored))
+            self._scheduler = DurableScheduler(
+                store, fire=self._on_due, on_missed=self._on_missed, settings=self._settings
+            )
+            await self._scheduler.start()
+            self._running = True
             buffered, self._prestart = self._prestart, []
             for early in buffered:
-                self._accept(early)
+                if self._is_later(early):
+                    assert isinstance(early, ScheduledEvent)
+                    self._log.log(early)
+                    await self._scheduler.schedule(early)
+                else:
+                    self._accept(early)
 
     async def stop(self) -> None:
         """Finish queued events (up to ``stop_timeout``), then save scheduled ones not yet fired.
@@ -114,10 +152,10 @@ class MessageBus:
             self._deferred_stop = loop.create_task(self.stop(), context=Context())
             return
         async with self._lifecycle:
-            if not self._running or self._queue is None:
+            if not self._running or self._queue is None or self._scheduler is None:
                 return
-            queue = self._queue
-            pending = self._timers.drain()
+            queue, scheduler = self._queue, self._scheduler
+            scheduler.pause()
             try:
                 await asyncio.wait_for(queue.join(), self._stop_timeout)
             except TimeoutError:
@@ -127,22 +165,23 @@ class MessageBus:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
                 self._task = None
-            pending.extend(self._timers.drain())
-            pending.extend(self._leftovers(queue))
+            self._drop_leftovers(queue)
             self._queue = None
-            await asyncio.to_thread(self._persistence.save, pending)
-            await asyncio.to_thread(self._persistence.close, self._stop_timeout)
+            await scheduler.stop(self._stop_timeout)
+            await asyncio.to_thread(self._log.close, self._stop_timeout)
 
-    def _leftovers(self, queue: asyncio.Queue[_Item]) -> list[ScheduledEvent]:
-        """Empty the queue after the processor stopped; keep scheduled events for saving."""
-        kept = []
+    @staticmethod
+    def _drop_leftovers(queue: asyncio.Queue[_Item]) -> None:
+        """Empty the queue after the processor stopped. Scheduled events left undelivered
+        are not completed, so the store delivers them again after the release."""
+        left = 0
         while not queue.empty():
-            event, future = queue.get_nowait()
-            if isinstance(event, ScheduledEvent):
-                kept.append(event)
+            _, future = queue.get_nowait()
+            left += 1
             if future is not None and not future.done():
                 future.set_result(None)
-        return kept
+        if left:
+            logger.warning("%d events were not handled before the bus stopped", left)
 
     # --- handlers --------------------------------------------------------------------
 
@@ -222,15 +261,16 @@ class MessageBus:
         not be restored after a restart: an unregistered class, or a field
         the codec cannot store. Never raises for a database fault.
         """
-        later = event if isinstance(event, ScheduledEvent) and self._is_future(event) else None
+        later = event if self._is_later(event) else None
         if later is not None:
+            assert isinstance(later, ScheduledEvent)
             self._check_storable(later)
-        if not self._running:
+        if not self._running or self._scheduler is None:
             self._prestart.append(event)
             return
-        self._persistence.log(event)
+        self._log.log(event)
         if later is not None:
-            self._timers.add(later)
+            await self._scheduler.schedule(later)
         elif not await_processing:
             self._enqueue(event, None)
         elif _handling.get() is self:
@@ -241,19 +281,19 @@ class MessageBus:
             await done
 
     def _accept(self, event: Event) -> None:
-        """Log ``event`` and queue it, or arm its timer if it is a scheduled event not yet due."""
-        self._persistence.log(event)
-        if isinstance(event, ScheduledEvent) and self._is_future(event):
-            self._timers.add(event)
-        else:
-            self._enqueue(event, None)
+        """Log ``event`` and queue it for its handlers."""
+        self._log.log(event)
+        self._enqueue(event, None)
 
     def _enqueue(self, event: Event, done: asyncio.Future[None] | None) -> None:
         assert self._queue is not None
         self._queue.put_nowait((event, done))
 
     @staticmethod
-    def _is_future(event: ScheduledEvent) -> bool:
+    def _is_later(event: Event) -> bool:
+        """True for a scheduled event due after now."""
+        if not isinstance(event, ScheduledEvent):
+            return False
         if not isinstance(event.scheduled_time, datetime):
             raise UnstorableEventError(
                 f"{type(event).__qualname__}.scheduled_time is a "
@@ -281,12 +321,19 @@ class MessageBus:
         if self._queue is not None:
             self._queue.put_nowait((event, None))
 
+    def _on_missed(self, event: ScheduledEvent, late_by: timedelta) -> None:
+        self._accept(
+            ScheduledEventMissed(missed=event, late_by=late_by, session_id=event.session_id)
+        )
+
     async def _process(self, queue: asyncio.Queue[_Item]) -> None:
         _handling.set(self)  # this task's own context, inherited by tasks its handlers start
         while True:
             event, future = await queue.get()
             try:
                 await self._dispatch(event)
+                if isinstance(event, ScheduledEvent) and self._scheduler is not None:
+                    self._scheduler.delivered(event)
             finally:
                 queue.task_done()
                 if future is not None and not future.done():
@@ -316,4 +363,9 @@ class MessageBus:
     @property
     def scheduled_in_memory(self) -> int:
         """How many scheduled events wait in this bus's timer heap."""
-        return len(self._timers)
+        return 0 if self._scheduler is None else len(self._scheduler)
+
+    @property
+    def scheduler(self) -> DurableScheduler | None:
+        """The durable scheduler while the bus runs (its ``owner`` id and ``stats``)."""
+        return self._scheduler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 from llmgine.messages.commands import Command, CommandResult
@@ -82,3 +82,11 @@ class SessionEndEvent(SessionEvent):
     """A session ended, with the error that ended it, if any."""
 
     error: BaseException | None = None
+
+
+@dataclass(kw_only=True)
+class ScheduledEventMissed(Event):
+    """A scheduled event fired later than the bus's ``misfire_grace`` and was not delivered."""
+
+    missed: Event | None = None
+    late_by: timedelta = timedelta(0)
