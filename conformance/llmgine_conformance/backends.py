@@ -368,7 +368,8 @@ def faulty(backend: SqlBackend, *, seed: int = 0) -> SqlBackend:
     """``backend`` with a `FaultInjector` attached to every engine its stores use."""
     backend.name = f"faulty-{backend.name}"
     backend.faults = FaultInjector(seed=seed)
-    backend.capabilities = backend.capabilities | {FAULTS}
+    # A store opened in another process would not carry this process's injector.
+    backend.capabilities = (backend.capabilities | {FAULTS}) - {PROCESSES}
     return backend
 
 
