@@ -24,7 +24,6 @@ from llmgine.bus.persistence import (
 from llmgine.bus.registry import CommandHandler, EventHandler, HandlerRegistry, Registered
 from llmgine.bus.scheduler import DurableScheduler, SchedulerSettings
 from llmgine.bus.session import BusSession
-from llmgine.database import codec
 from llmgine.database.instants import to_utc, utc_now
 from llmgine.database.store import EventLog, ScheduledEventStore
 from llmgine.errors import UnstorableEventError
@@ -303,13 +302,14 @@ class MessageBus:
 
     @staticmethod
     def _check_storable(event: ScheduledEvent) -> None:
+        """Refuse a class the store could not restore. (Its fields are checked as it is
+        stored: `publish` awaits that, and raises the same `UnstorableEventError`.)"""
         cls = type(event)
         if EVENT_CLASSES.get(cls.__name__) is not cls:
             raise UnstorableEventError(
                 f"{cls.__qualname__} is not registered, so it could not be restored after a "
                 "restart; decorate it with @register_scheduled_event_class"
             )
-        codec.encode_event(event)
 
     async def wait_for_events(self) -> None:
         """Wait until every queued event has been handled (scheduled ones count when due)."""

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,7 +57,7 @@ class SchedulerSettings:
     """How long a claim lasts without renewal: the failover time after a crash."""
     horizon: timedelta = timedelta(minutes=1)
     """How far ahead events are claimed into memory."""
-    poll_interval: float = 1.0
+    poll_interval: float = 2.0
     """Seconds between claims when nothing wakes the scheduler (finds other buses' events)."""
     publish_timeout: float = 5.0
     """Seconds `schedule` waits for a commit before falling back to memory."""
@@ -119,7 +121,10 @@ class DurableScheduler:
         self._delivered_unsaved: set[str] = set()
         """Ids delivered from memory whose row may still appear: complete it when claimed."""
         self._to_complete: set[str] = set()
+        self._in_flight: deque[tuple[float, asyncio.Future[bool], ScheduledEvent]] = deque()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
+        self._completions = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -148,6 +153,7 @@ class DurableScheduler:
         """
         self._stopping.set()
         self._wake.set()
+        self._completions.set()
         self._timers.drain()
 
     async def stop(self, flush_timeout: float) -> None:
@@ -155,6 +161,9 @@ class DurableScheduler:
         self.pause()
         await asyncio.gather(*self._tasks)
         self._tasks = []
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         await asyncio.to_thread(self._writer.flush, flush_timeout)
         await self._complete()
         try:
@@ -180,23 +189,59 @@ class DurableScheduler:
         Raises `UnstorableEventError` if the store refuses the event itself.
         """
         self.stats.scheduled += 1
-        future = asyncio.wrap_future(self._writer.submit_scheduled([event]))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._in_flight.append((loop.time() + self.settings.publish_timeout, waiter, event))
+        self._writer.submit_scheduled_soon(
+            [event], functools.partial(self._committed, waiter, event)
+        )
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(self._in_flight[0][0], self._time_out)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.settings.publish_timeout)
-        except TimeoutError:
-            self._keep_in_memory(event, future)
-            return
+            saved = await waiter
         except UnstorableEventError:
             raise
         except _STORE_FAULTS as exc:  # the writer stopped: keep the event alive here
             self._faults.report("schedule", "scheduled event kept in memory only: %s", exc)
-            self._keep_in_memory(event, None)
+            self._keep_in_memory(event)
             return
-        self.stats.committed += 1
-        if to_utc(event.scheduled_time) <= self._clock() + self.settings.horizon:
-            self._wake.set()
+        if saved:
+            self.stats.committed += 1
+            if to_utc(event.scheduled_time) <= self._clock() + self.settings.horizon:
+                self._wake.set()
 
-    def _keep_in_memory(self, event: ScheduledEvent, pending: asyncio.Future[None] | None) -> None:
+    def _committed(
+        self, waiter: asyncio.Future[bool], event: ScheduledEvent, error: BaseException | None
+    ) -> None:
+        """The writer settled ``event`` (runs on the loop)."""
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(True)
+            else:
+                waiter.set_exception(error)
+        elif error is None:  # committed after `publish` had given up waiting
+            self._saved(event.event_id)
+        while self._in_flight and self._in_flight[0][1].done():
+            self._in_flight.popleft()
+
+    def _time_out(self) -> None:
+        """The watchdog: publishes past ``publish_timeout`` return, their events kept in memory.
+
+        One timer for all publishes in flight (they finish in the order they
+        started), instead of one per publish.
+        """
+        self._watchdog = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._in_flight and (self._in_flight[0][1].done() or self._in_flight[0][0] <= now):
+            _, waiter, event = self._in_flight.popleft()
+            if not waiter.done():
+                self._keep_in_memory(event)
+                waiter.set_result(False)
+        if self._in_flight:
+            self._watchdog = loop.call_at(self._in_flight[0][0], self._time_out)
+
+    def _keep_in_memory(self, event: ScheduledEvent) -> None:
         self._faults.report(
             "slow",
             "scheduled event %s not committed within %.1f s; it will fire from memory "
@@ -206,9 +251,6 @@ class DurableScheduler:
         )
         self.stats.memory_only += 1
         self._unsaved.add(event.event_id)
-        if pending is not None:
-            event_id = event.event_id
-            pending.add_done_callback(lambda _: self._saved(event_id))
         self._wait_for(event)
 
     def _saved(self, event_id: str) -> None:
@@ -246,6 +288,7 @@ class DurableScheduler:
         """The bus ran ``event``'s handlers: complete it (or remember it, if not yet saved)."""
         if event.event_id in self._claimed:
             self._to_complete.add(event.event_id)
+            self._completions.set()
         elif event.event_id in self._unsaved:
             self._delivered_unsaved.add(event.event_id)
 
@@ -258,6 +301,7 @@ class DurableScheduler:
         except _STORE_FAULTS as exc:
             self._faults.report("complete", "completions not written, retrying: %s", exc)
             self._to_complete |= ids
+            self._completions.set()  # retried after the batch window
             return
         self._claimed -= ids
         self.stats.completed += done
@@ -269,8 +313,14 @@ class DurableScheduler:
         return not self._stopping.is_set()
 
     async def _complete_loop(self) -> None:
-        while await self._idle(COMPLETE_INTERVAL_S):
+        """Complete delivered events in batches; asleep while nothing is delivered."""
+        while True:
+            await self._completions.wait()
+            running = await self._idle(COMPLETE_INTERVAL_S)  # gather a batch
+            self._completions.clear()
             await self._complete()
+            if not running:
+                return
 
     # --- claiming and renewing ----------------------------------------------------------------
 
@@ -297,6 +347,7 @@ class DurableScheduler:
             if event.event_id in self._delivered_unsaved:
                 self._delivered_unsaved.discard(event.event_id)
                 self._to_complete.add(event.event_id)
+                self._completions.set()
             else:
                 self._wait_for(event)
         if len(events) == CLAIM_BATCH:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -255,16 +256,21 @@ def _zone_fields(tz: Any) -> dict[str, Any]:
     if tz is None:
         return {}
     if type(tz) is timezone:
-        offset = tz.utcoffset(None)
-        fields: dict[str, Any] = {"offset": offset // timedelta(microseconds=1)}
-        if tz.tzname(None) != timezone(offset).tzname(None):
-            fields["name"] = tz.tzname(None)
-        return fields
+        return _fixed_offset_fields(tz.utcoffset(None), tz.tzname(None))
     if isinstance(tz, ZoneInfo) and tz.key is not None:
         return {"zone": tz.key}
     raise _Unencodable(
         tz, f"unsupported tzinfo {type(tz).__name__}; use zoneinfo.ZoneInfo or datetime.timezone"
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _fixed_offset_fields(offset: timedelta, name: str) -> dict[str, Any]:
+    """Cached by offset *and* name: timezones that differ only in name compare equal."""
+    fields: dict[str, Any] = {"offset": offset // timedelta(microseconds=1)}
+    if name != timezone(offset).tzname(None):
+        fields["name"] = name
+    return fields
 
 
 def _clock(tag: str, wall: datetime | time, tz: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def create_engine_for(url: URL, **overrides: Any) -> Engine:
     """A new engine for ``url``; raises `ConfigurationError` for an unknown driver."""
     backend = url.get_backend_name()
     options: dict[str, Any] = {
-        "pool_pre_ping": True,
+        "pool_pre_ping": backend != "sqlite",  # a SQLite file cannot drop its connection
         "json_serializer": codec.dumps,
         "json_deserializer": codec.loads,
     }

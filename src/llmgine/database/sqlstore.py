@@ -24,6 +24,7 @@ from sqlalchemy import (
     Insert,
     Text,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -36,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateSchema
 
 from llmgine.database import codec
+from llmgine.database._driver_rows import DriverInsert, driver_instant
 from llmgine.database.config import normalize_url
 from llmgine.database.connect import create_engine_for
 from llmgine.database.instants import parse_timestamp, to_utc, utc_now
@@ -67,6 +69,8 @@ class _Capabilities:
     returning: bool
     on_conflict: Callable[[Any], Insert] | None
     advisory_lock: bool
+    instant: Callable[[datetime], Any] | None
+    """How the driver takes an instant, when known (the fast insert path needs it)."""
 
     @classmethod
     def of(cls, engine: Engine) -> _Capabilities:
@@ -90,6 +94,7 @@ class _Capabilities:
             returning=bool(dialect.update_returning and dialect.delete_returning),
             on_conflict=on_conflict,
             advisory_lock=dialect.name == "postgresql",
+            instant=driver_instant(dialect),
         )
 
 
@@ -118,6 +123,44 @@ class SQLAlchemyStore:
         self._ready = False
         self._setup_lock = threading.Lock()
         self._where = engine.url.render_as_string(hide_password=True)
+        self._scheduled_insert = self._driver_insert(self._tables.scheduled, _SCHEDULED_COLUMNS)
+        self._prepare_statements()
+
+    def _prepare_statements(self) -> None:
+        """Build the statements the scheduler runs all the time once, with bound parameters:
+        building them per call costs more CPU than running them."""
+        t = self._tables.scheduled
+        now = bindparam("p_now", type_=t.c.lease_until.type)
+        claimable = and_(
+            t.c.quarantine_reason.is_(None), or_(t.c.owner.is_(None), t.c.lease_until < now)
+        )
+        self._chosen = (
+            select(t.c.id)
+            .where(claimable, t.c.scheduled_time <= bindparam("p_due_before"))
+            .order_by(t.c.scheduled_time, t.c.id)
+            .limit(bindparam("p_limit"))
+            .with_for_update(skip_locked=self._caps.skip_locked)
+        )
+        self._claim = (
+            update(t)
+            .where(t.c.id.in_(self._chosen.scalar_subquery()))
+            .values(owner=bindparam("p_owner"), lease_until=bindparam("p_lease_until"))
+            .returning(*self._row_columns())
+        )
+        self._renew = (
+            update(t)
+            .where(t.c.owner == bindparam("p_owner"))
+            .values(lease_until=bindparam("p_lease_until"))
+        )
+        self._next_due = (
+            select(t.c.scheduled_time).where(claimable).order_by(t.c.scheduled_time).limit(1)
+        )
+
+    def _driver_insert(self, table: Any, columns: tuple[str, ...]) -> DriverInsert | None:
+        """The precompiled driver-level insert, where this dialect supports one."""
+        if self._caps.on_conflict is None or self._caps.instant is None:
+            return None
+        return DriverInsert(self._caps.on_conflict(table), columns, self._engine.dialect)
 
     @classmethod
     def from_url(
@@ -210,27 +253,25 @@ class SQLAlchemyStore:
     # --- ScheduledEventStore ---------------------------------------------------------
 
     def add(self, events: Sequence[ScheduledEvent]) -> None:
-        rows = [self._scheduled_row(event) for event in events]
-        if not rows:
+        if not events:
             return
+        now = self._clock()
+        fast, to_driver = self._scheduled_insert, self._caps.instant
+        if fast is not None and to_driver is not None:
+            created = to_driver(now)
+            driver_rows = [
+                (event_id, name, codec.dumps(payload), to_driver(due), created)
+                for event_id, name, payload, due in map(_scheduled_values, events)
+            ]  # encoded before the transaction, so the lock is held only to write
+            with self._begin("add") as conn:
+                fast.execute(conn, driver_rows)
+            return
+        rows = [
+            dict(zip(_SCHEDULED_COLUMNS, (*_scheduled_values(event), now), strict=True))
+            for event in events
+        ]
         with self._begin("add") as conn:
             self._insert_ignoring_duplicates(conn, self._tables.scheduled, rows)
-
-    def _scheduled_row(self, event: ScheduledEvent) -> dict[str, Any]:
-        _check_name("event_id", event.event_id, event)
-        _check_name("class name", type(event).__name__, event)
-        if not isinstance(event.scheduled_time, datetime):
-            raise UnstorableEventError(
-                f"{type(event).__qualname__}.scheduled_time is a "
-                f"{type(event.scheduled_time).__name__}, not a datetime"
-            )
-        return {
-            "event_id": event.event_id,
-            "event_class_name": type(event).__name__,
-            "event_data": codec.encode_event(event),
-            "scheduled_time": to_utc(event.scheduled_time),
-            "created_at": self._clock(),
-        }
 
     def _insert_ignoring_duplicates(
         self, conn: Connection, table: Any, rows: list[dict[str, Any]]
@@ -275,24 +316,18 @@ class SQLAlchemyStore:
             return []
         t = self._tables.scheduled
         now = self._clock()
-        chosen = (
-            select(t.c.id)
-            .where(self._claimable(now), t.c.scheduled_time <= due_before)
-            .order_by(t.c.scheduled_time, t.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=self._caps.skip_locked)
-        )
+        params = {
+            "p_now": now,
+            "p_due_before": due_before,
+            "p_limit": limit,
+            "p_owner": owner,
+            "p_lease_until": now + lease,
+        }
         with self._begin("claim") as conn:
             if self._caps.returning:
-                claim = (
-                    update(t)
-                    .where(t.c.id.in_(chosen.scalar_subquery()))
-                    .values(owner=owner, lease_until=now + lease)
-                    .returning(*self._row_columns())
-                )
-                rows = conn.execute(claim).all()
+                rows = conn.execute(self._claim, params).all()
             else:
-                ids = list(conn.scalars(chosen))
+                ids = list(conn.scalars(self._chosen, params))
                 for chunk in _chunks(ids):
                     conn.execute(
                         update(t)
@@ -334,11 +369,11 @@ class SQLAlchemyStore:
 
     def renew(self, owner: str, *, lease: timedelta) -> set[str]:
         t = self._tables.scheduled
-        stmt = update(t).where(t.c.owner == owner).values(lease_until=self._clock() + lease)
+        params = {"p_owner": owner, "p_lease_until": self._clock() + lease}
         with self._begin("renew") as conn:
             if self._caps.returning:
-                return set(conn.scalars(stmt.returning(t.c.event_id)))
-            conn.execute(stmt)
+                return set(conn.scalars(self._renew.returning(t.c.event_id), params))
+            conn.execute(self._renew, params)
             return set(conn.scalars(select(t.c.event_id).where(t.c.owner == owner)))
 
     def release(self, owner: str) -> int:
@@ -390,15 +425,8 @@ class SQLAlchemyStore:
             return events
 
     def next_due(self) -> datetime | None:
-        t = self._tables.scheduled
-        query = (
-            select(t.c.scheduled_time)
-            .where(self._claimable(self._clock()))
-            .order_by(t.c.scheduled_time)
-            .limit(1)
-        )
         with self._begin("next_due") as conn:
-            due: datetime | None = conn.scalar(query)
+            due: datetime | None = conn.scalar(self._next_due, {"p_now": self._clock()})
             return due
 
     def quarantined(self) -> list[QuarantinedEvent]:
@@ -501,6 +529,22 @@ class SQLAlchemyStore:
             total += len(ids)
             if len(ids) < batch_size:
                 return total
+
+
+_SCHEDULED_COLUMNS = ("event_id", "event_class_name", "event_data", "scheduled_time", "created_at")
+
+
+def _scheduled_values(event: ScheduledEvent) -> tuple[str, str, Any, datetime]:
+    """(event_id, class name, payload, due instant); raises `UnstorableEventError`."""
+    _check_name("event_id", event.event_id, event)
+    _check_name("class name", type(event).__name__, event)
+    if not isinstance(event.scheduled_time, datetime):
+        raise UnstorableEventError(
+            f"{type(event).__qualname__}.scheduled_time is a "
+            f"{type(event.scheduled_time).__name__}, not a datetime"
+        )
+    payload = codec.encode_event(event)
+    return event.event_id, type(event).__name__, payload, to_utc(event.scheduled_time)
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

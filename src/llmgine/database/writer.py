@@ -15,6 +15,8 @@ fails its future) and the rest are written.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -33,6 +35,42 @@ from llmgine.messages.scheduled_events import ScheduledEvent
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoopCallback:
+    """Call ``callback(error)`` on ``loop`` when a submission is settled (None: committed)."""
+
+    loop: asyncio.AbstractEventLoop
+    callback: Callable[[BaseException | None], None]
+
+
+Waiter = Future[None] | LoopCallback
+"""Who waits for a scheduled submission: another thread, or a coroutine's event loop."""
+
+
+def _settle(outcomes: list[tuple[Waiter, BaseException | None]]) -> None:
+    """Settle waiters; those of an event loop with one thread-safe call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[LoopCallback, BaseException | None]]]
+    by_loop = {}
+    for waiter, error in outcomes:
+        if isinstance(waiter, LoopCallback):
+            by_loop.setdefault(waiter.loop, []).append((waiter, error))
+        elif error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+    for loop, callbacks in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_run_callbacks, callbacks)
+
+
+def _run_callbacks(callbacks: list[tuple[LoopCallback, BaseException | None]]) -> None:
+    for waiter, error in callbacks:
+        try:
+            waiter.callback(error)
+        except Exception:
+            logger.exception("llmgine writer: a completion callback failed")
 
 
 @dataclass(frozen=True)
@@ -79,7 +117,7 @@ class Writer:
         self._name = name
         self._cond = threading.Condition()
         self._log_queue: deque[Event] = deque()
-        self._sched_queue: deque[tuple[list[ScheduledEvent], Future[None]]] = deque()
+        self._sched_queue: deque[tuple[list[ScheduledEvent], Waiter]] = deque()
         self._busy = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -115,16 +153,31 @@ class Writer:
         the writer stops before the database came back.
         """
         future: Future[None] = Future()
+        self._enqueue_scheduled(events, future)
+        return future
+
+    def submit_scheduled_soon(
+        self, events: Sequence[ScheduledEvent], callback: Callable[[BaseException | None], None]
+    ) -> None:
+        """As `submit_scheduled`, for the running event loop: ``callback(error)`` runs on it.
+
+        The callbacks of every submission one commit settles run in a single
+        call into the loop, not one call each.
+        """
+        self._enqueue_scheduled(events, LoopCallback(asyncio.get_running_loop(), callback))
+
+    def _enqueue_scheduled(self, events: Sequence[ScheduledEvent], waiter: Waiter) -> None:
         with self._cond:
             if self._scheduled is None:
-                future.set_exception(StoreUnavailableError("this writer has no scheduled store"))
+                error = StoreUnavailableError("this writer has no scheduled store")
             elif self._stopping:
-                future.set_exception(StoreUnavailableError("the writer is stopped"))
+                error = StoreUnavailableError("the writer is stopped")
             else:
-                self._sched_queue.append((list(events), future))
+                self._sched_queue.append((list(events), waiter))
                 self._start_locked()
                 self._cond.notify()
-        return future
+                return
+        _settle([(waiter, error)])
 
     def _start_locked(self) -> None:
         if self._thread is None:
@@ -162,10 +215,8 @@ class Writer:
             self._sched_queue.clear()
             self._cond.notify_all()
             thread = self._thread
-        for _, future in abandoned:
-            future.set_exception(
-                StoreUnavailableError("the writer stopped before the database recovered")
-            )
+        stopped = StoreUnavailableError("the writer stopped before the database recovered")
+        _settle([(waiter, stopped) for _, waiter in abandoned])
         if abandoned_log or abandoned:
             logger.error(
                 "writer stopped with %d event-log entries and %d scheduled submissions unwritten",
@@ -213,7 +264,7 @@ class Writer:
                     self._busy = 0
                     self._cond.notify_all()
 
-    def _write_scheduled(self, jobs: list[tuple[list[ScheduledEvent], Future[None]]]) -> None:
+    def _write_scheduled(self, jobs: list[tuple[list[ScheduledEvent], Waiter]]) -> None:
         store = self._scheduled
         assert store is not None
 
@@ -230,11 +281,7 @@ class Writer:
         written = self._write_with_retry(items, write, refused)
         with self._cond:
             self._scheduled_written += len(written)
-        for index, (_, future) in enumerate(jobs):
-            if index in errors:
-                future.set_exception(errors[index])
-            else:
-                future.set_result(None)
+        _settle([(waiter, errors.get(index)) for index, (_, waiter) in enumerate(jobs)])
 
     def _write_log(self, batch: list[Event]) -> None:
         log = self._log

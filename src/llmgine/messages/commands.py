@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from llmgine.messages.ids import new_id as _new_id
 from llmgine.messages.types import BUS_SESSION, SessionID
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def _now_iso() -> str:

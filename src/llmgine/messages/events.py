@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
 
 from llmgine.messages.commands import Command, CommandResult
+from llmgine.messages.ids import new_id as _new_id
 from llmgine.messages.types import BUS_SESSION, SessionID
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def _now_iso() -> str:
