@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from llmgine.bus.bus import MessageBus
 from llmgine.messages.events import ScheduledEventMissed
@@ -48,7 +49,7 @@ async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def buses(backend: Backend) -> AsyncIterator[Callable[..., MessageBus]]:
     """Buses on ``backend``, each with a store of its own; all stopped at the end."""
     made: list[MessageBus] = []

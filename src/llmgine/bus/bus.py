@@ -260,7 +260,8 @@ class MessageBus:
         not be restored after a restart: an unregistered class, or a field
         the codec cannot store. Never raises for a database fault.
         """
-        later = event if self._is_later(event) else None
+        due = self._due_later(event)
+        later = event if due is not None else None
         if later is not None:
             assert isinstance(later, ScheduledEvent)
             self._check_storable(later)
@@ -269,7 +270,7 @@ class MessageBus:
             return
         self._log.log(event)
         if later is not None:
-            await self._scheduler.schedule(later)
+            await self._scheduler.schedule(later, due)
         elif not await_processing:
             self._enqueue(event, None)
         elif _handling.get() is self:
@@ -288,17 +289,23 @@ class MessageBus:
         assert self._queue is not None
         self._queue.put_nowait((event, done))
 
-    @staticmethod
-    def _is_later(event: Event) -> bool:
+    @classmethod
+    def _is_later(cls, event: Event) -> bool:
         """True for a scheduled event due after now."""
+        return cls._due_later(event) is not None
+
+    @staticmethod
+    def _due_later(event: Event) -> datetime | None:
+        """The due instant of a scheduled event due after now; None for any other event."""
         if not isinstance(event, ScheduledEvent):
-            return False
+            return None
         if not isinstance(event.scheduled_time, datetime):
             raise UnstorableEventError(
                 f"{type(event).__qualname__}.scheduled_time is a "
                 f"{type(event.scheduled_time).__name__}, not a datetime"
             )
-        return to_utc(event.scheduled_time) > utc_now()
+        due = to_utc(event.scheduled_time)
+        return due if due > utc_now() else None
 
     @staticmethod
     def _check_storable(event: ScheduledEvent) -> None:

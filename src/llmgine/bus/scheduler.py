@@ -39,14 +39,16 @@ from llmgine.database._faultlog import FaultLog
 from llmgine.database.instants import to_utc, utc_now
 from llmgine.database.store import ScheduledEventStore
 from llmgine.database.writer import Writer
-from llmgine.errors import LlmginePersistenceError, UnstorableEventError
+from llmgine.errors import UnstorableEventError
 from llmgine.messages.scheduled_events import ScheduledEvent
 
 logger = logging.getLogger(__name__)
 
 COMPLETE_INTERVAL_S = 0.05
 CLAIM_BATCH = 1000
-_STORE_FAULTS = (LlmginePersistenceError, OSError)
+_STORE_FAULTS = (Exception,)
+"""A store call that raises anything is a database fault to report, never a reason for a
+background loop to die or for `publish` to raise (a third-party store may raise anything)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,9 +185,10 @@ class DurableScheduler:
 
     # --- scheduling ----------------------------------------------------------------------
 
-    async def schedule(self, event: ScheduledEvent) -> None:
+    async def schedule(self, event: ScheduledEvent, due: datetime | None = None) -> None:
         """Store ``event``; return once committed, or after ``publish_timeout`` (then from memory).
 
+        ``due`` is the event's due instant, if the caller has computed it already.
         Raises `UnstorableEventError` if the store refuses the event itself.
         """
         self.stats.scheduled += 1
@@ -207,7 +210,8 @@ class DurableScheduler:
             return
         if saved:
             self.stats.committed += 1
-            if to_utc(event.scheduled_time) <= self._clock() + self.settings.horizon:
+            due = to_utc(event.scheduled_time) if due is None else due
+            if due <= self._clock() + self.settings.horizon:
                 self._wake.set()
 
     def _committed(

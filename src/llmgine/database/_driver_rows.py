@@ -26,9 +26,8 @@ def driver_instant(dialect: Dialect) -> Callable[[datetime], Any] | None:
     the naive UTC value. PostgreSQL: the aware datetime (``timestamptz``).
     """
     if dialect.name == "sqlite":
-        return lambda instant: (
-            instant.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        )
+        # the wall part of the UTC isoformat is a fixed 26 characters: cut the "+00:00"
+        return lambda instant: instant.astimezone(UTC).isoformat(" ", "microseconds")[:26]
     if dialect.name == "postgresql":
         return lambda instant: instant
     return None

@@ -107,6 +107,10 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
     payload: dict[str, Any] = {}
     for name in names:
         value = getattr(event, name)
+        kind = type(value)
+        if kind is str or value is None or kind is bool:  # most fields: stored as they are
+            payload[name] = value
+            continue
         try:
             payload[name] = encoder.encode(value)
         except _Unencodable as exc:
@@ -273,9 +277,18 @@ def _fixed_offset_fields(offset: timedelta, name: str) -> dict[str, Any]:
     return fields
 
 
-def _clock(tag: str, wall: datetime | time, tz: Any) -> dict[str, Any]:
-    encoded = {TYPE_KEY: tag, "v": wall.isoformat(timespec="microseconds"), **_zone_fields(tz)}
-    if wall.fold:
+_WALL = {"datetime": 26, "time": 15}
+"""Length of the wall-clock part of ``isoformat(timespec="microseconds")``: fixed for years
+1 to 9999, so the offset an aware value appends can be cut off without copying the value."""
+
+
+def _clock(tag: str, value: datetime | time) -> dict[str, Any]:
+    tz = value.tzinfo
+    wall = value.isoformat(timespec="microseconds")
+    encoded: dict[str, Any] = {TYPE_KEY: tag, "v": wall if tz is None else wall[: _WALL[tag]]}
+    if tz is not None:
+        encoded.update(_zone_fields(tz))
+    if value.fold:
         encoded["fold"] = 1
     return encoded
 
@@ -386,8 +399,8 @@ def _safe_repr(value: Any) -> str:
 
 
 _ENCODERS: dict[type, Callable[[_Encoder, Any], Any]] = {
-    datetime: lambda _, v: _clock("datetime", v.replace(tzinfo=None), v.tzinfo),
-    time: lambda _, v: _clock("time", v.replace(tzinfo=None), v.tzinfo),
+    datetime: lambda _, v: _clock("datetime", v),
+    time: lambda _, v: _clock("time", v),
     date: lambda _, v: {TYPE_KEY: "date", "v": v.isoformat()},
     timedelta: lambda _, v: {TYPE_KEY: "timedelta", "v": [v.days, v.seconds, v.microseconds]},
     uuid.UUID: lambda _, v: {TYPE_KEY: "uuid", "v": str(v)},

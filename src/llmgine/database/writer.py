@@ -36,13 +36,22 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+GROUP_COMMIT_WAIT_S = 0.001
+"""How long the writer may wait for more scheduled submissions before a commit, and only
+when the previous commit carried several (PostgreSQL's commit_delay, in spirit): a lone
+publisher never waits, a crowd shares commits."""
 
-@dataclass(frozen=True)
+
 class LoopCallback:
     """Call ``callback(error)`` on ``loop`` when a submission is settled (None: committed)."""
 
-    loop: asyncio.AbstractEventLoop
-    callback: Callable[[BaseException | None], None]
+    __slots__ = ("callback", "loop")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, callback: Callable[[BaseException | None], None]
+    ) -> None:
+        self.loop = loop
+        self.callback = callback
 
 
 Waiter = Future[None] | LoopCallback
@@ -241,13 +250,19 @@ class Writer:
     # --- the thread --------------------------------------------------------------------
 
     def _run(self) -> None:
+        last_group = 0
         while True:
             with self._cond:
                 while not (self._log_queue or self._sched_queue or self._stopping):
                     self._cond.wait()
                 if self._stopping and not (self._log_queue or self._sched_queue):
                     return
+                if 0 < len(self._sched_queue) < last_group and not self._stopping:
+                    # Several submitters were waiting last time: give the rest of them a
+                    # moment to arrive, so they share this commit instead of the next one.
+                    self._cond.wait(GROUP_COMMIT_WAIT_S)
                 jobs = list(self._sched_queue)
+                last_group = len(jobs)
                 self._sched_queue.clear()
                 count = min(len(self._log_queue), self._max_batch)
                 batch = [self._log_queue.popleft() for _ in range(count)]
@@ -308,22 +323,16 @@ class Writer:
         write: Callable[[list[T]], None],
         refused: Callable[[T, Exception], None],
     ) -> list[T]:
-        """Write ``items``, retrying faults and isolating refused items; return those written."""
+        """Write ``items``, retrying faults and isolating refused items; return those written.
+
+        Anything a store raises other than a refusal counts as a fault and is
+        retried, even from a store that breaks the contract by raising raw
+        driver errors: the writer never drops what it was given because of one.
+        """
         delay = self._retry_initial
         while True:
             try:
                 write(items)
-            except StoreUnavailableError as exc:
-                self._faults.report("unavailable", "llmgine writer: %s; retrying", exc)
-                with self._cond:
-                    self._last_error = str(exc)
-                    self._retried += 1
-                    stopping = self._cond.wait_for(lambda: self._stopping, delay)
-                if stopping:
-                    _abandon(items, refused, exc)
-                    return []
-                delay = min(delay * 2, self._retry_max)
-                continue
             except (RejectedDataError, UnstorableEventError) as exc:
                 with self._cond:
                     self._last_error = str(exc)
@@ -331,9 +340,26 @@ class Writer:
                     refused(items[0], exc)
                     return []
                 middle = len(items) // 2
-                return self._write_with_retry(
-                    items[:middle], write, refused
-                ) + self._write_with_retry(items[middle:], write, refused)
+                first = self._write_with_retry(items[:middle], write, refused)
+                return first + self._write_with_retry(items[middle:], write, refused)
+            except Exception as exc:
+                fault = (
+                    exc
+                    if isinstance(exc, StoreUnavailableError)
+                    else StoreUnavailableError(
+                        f"unexpected {type(exc).__name__} from the store: {exc}"
+                    )
+                )
+                self._faults.report("unavailable", "llmgine writer: %s; retrying", fault)
+                with self._cond:
+                    self._last_error = str(fault)
+                    self._retried += 1
+                    stopping = self._cond.wait_for(lambda: self._stopping, delay)
+                if stopping:
+                    _abandon(items, refused, fault)
+                    return []
+                delay = min(delay * 2, self._retry_max)
+                continue
             self._faults.reset("unavailable")
             return items
 

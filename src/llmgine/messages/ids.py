@@ -12,14 +12,16 @@ import os
 import threading
 
 _POOL_BYTES = 4096
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 _lock = threading.Lock()
-_pool = b""
+_pool = ""
+"""Hex digits of random bytes; each id takes 32."""
 _offset = 0
 
 
 def _reset() -> None:
     global _pool, _offset
-    _pool, _offset = b"", 0
+    _pool, _offset = "", 0
 
 
 os.register_at_fork(after_in_child=_reset)
@@ -29,11 +31,9 @@ def new_id() -> str:
     """A random UUID (version 4) as a string, like ``str(uuid.uuid4())``."""
     global _pool, _offset
     with _lock:
-        if _offset + 16 > len(_pool):
-            _pool, _offset = os.urandom(_POOL_BYTES), 0
-        raw = bytearray(_pool[_offset : _offset + 16])
-        _offset += 16
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        if _offset + 32 > len(_pool):
+            _pool, _offset = os.urandom(_POOL_BYTES).hex(), 0
+        h = _pool[_offset : _offset + 32]
+        _offset += 32
+    # version 4 in the 13th digit, the RFC 4122 variant (8, 9, a or b) in the 17th
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"

@@ -1,0 +1,116 @@
+"""The conformance suite catches broken stores: each flaw in `broken_stores` fails its capability.
+
+Each broken store is run through the whole suite, as a third party's store
+would be, and the run must fail with failures in the row of the capability
+the flaw breaks. Its correct twin, run the same way, must pass: so the
+failures come from the flaw, not from the way the suite is run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from example_backend.conformance_run import ConformanceRun, run_conformance
+
+pytestmark = pytest.mark.slow
+
+SLOW_TO_SHRINK = (
+    "test_claim_returns_exactly_the_due_events_in_instant_order",
+    "test_due_queries_ignore_the_process_time_zone",
+    "test_any_scheduled_event_comes_back_identical",
+)
+"""Property tests on whose failures Hypothesis spends 10-30 s shrinking; their rows fail anyway."""
+NOT_SLOW_TO_SHRINK = " and ".join(f"not {name}" for name in SLOW_TO_SHRINK)
+NO_TIMEOUTS = "not writer and not bus and not outage"
+"""With errors escaping untranslated, each writer, bus and outage test waits out a timeout."""
+
+
+@dataclass(frozen=True)
+class Flaw:
+    factory: str
+    """The broken store's factory in `broken_stores`."""
+    breaks: tuple[str, ...]
+    """The capabilities whose rows must show failures."""
+    twin: str
+    """The factory of a correct store of the same kind."""
+    keywords: str | None = None
+    """A ``-k`` expression, only where the whole suite would take too long on the flaw."""
+
+    def args(self) -> tuple[str, ...]:
+        selection = ("-k", self.keywords) if self.keywords else ()
+        return ("--tb=line", *selection)  # full tracebacks would triple the time
+
+
+FLAWS = [
+    pytest.param(
+        Flaw("deletes_poison_rows", ("poison rows",), "memory_store"),
+        id="deletes-poison-rows",
+    ),
+    pytest.param(
+        Flaw(
+            "loses_utc_offset",
+            ("datetime round-trips", "restart persistence"),
+            "memory_store",
+            NOT_SLOW_TO_SHRINK,
+        ),
+        id="loses-utc-offset",
+    ),
+    pytest.param(
+        Flaw("hands_out_twice", ("concurrent instances",), "memory_store"),
+        id="hands-out-twice",
+    ),
+    pytest.param(
+        Flaw("raises_raw_errors", ("injected failures",), "faulty_sqlite_store", NO_TIMEOUTS),
+        id="raises-raw-errors",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Flaw], ConformanceRun]:
+    """``suite_run(factory, flaw)``: the suite run on ``broken_stores:factory`` with the flaw's
+    arguments; each distinct run happens once per module."""
+    done: dict[tuple[str, tuple[str, ...]], ConformanceRun] = {}
+
+    def run(factory: str, flaw: Flaw) -> ConformanceRun:
+        key = (factory, flaw.args())
+        if key not in done:
+            cwd = tmp_path_factory.mktemp(factory)
+            done[key] = run_conformance(f"broken_stores:{factory}", *flaw.args(), cwd=cwd)
+        return done[key]
+
+    return run
+
+
+@pytest.mark.parametrize("flaw", FLAWS)
+def test_the_suite_fails_a_broken_store_in_the_capability_it_breaks(
+    suite_run: Callable[[str, Flaw], ConformanceRun], flaw: Flaw
+) -> None:
+    run = suite_run(flaw.factory, flaw)
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, (
+        f"{flaw.factory}: expected failed tests, got exit status {run.returncode}\n{run.report()}"
+    )
+    for capability in flaw.breaks:
+        assert run.counts(capability).get("failed", 0) > 0, (
+            f"the suite did not catch {flaw.factory} in {capability!r}: "
+            f"its row reads {run.table.get(capability)!r}\n{run.report()}"
+        )
+
+
+@pytest.mark.parametrize("flaw", FLAWS)
+def test_the_correct_twin_passes_the_same_run(
+    suite_run: Callable[[str, Flaw], ConformanceRun], flaw: Flaw
+) -> None:
+    run = suite_run(flaw.twin, flaw)
+    assert run.returncode == pytest.ExitCode.OK, (
+        f"{flaw.twin} (the correct twin of {flaw.factory}) failed:\n{run.report()}"
+    )
+    for capability in flaw.breaks:
+        counts = run.counts(capability)
+        assert counts.get("passed", 0) > 0, (
+            f"{flaw.twin} passed nothing in {capability!r}: {run.table.get(capability)!r}"
+        )
+        assert "failed" not in counts, f"{flaw.twin} failed {capability!r}"
