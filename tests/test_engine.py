@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from llmgine.database import (
     DatabaseEngine,
     drop_all,
     get_and_delete_unfinished_events,
+    persist_event,
     reset_engine,
     save_unfinished_events,
 )
 from llmgine.database.sqlstore import SQLAlchemyStore
 from llmgine.errors import ConfigurationError, SchemaVersionError
-from llmgine.messages import ScheduledEvent
+from llmgine.messages import Event, ScheduledEvent
 from llmgine_conformance.backends import SqlBackend
 
 
@@ -36,7 +38,22 @@ def test_config_change_disposes_the_old_engine(
     monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'new.db'}")
     new = DatabaseEngine.get_engine()
     assert new is not old
+    assert DatabaseEngine.flush(5)  # the old engine is released in the background
     assert old.pool.checkedin() == 0  # type: ignore[attr-defined]
+
+
+def test_a_config_change_does_not_wait_for_the_old_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call that notices a change, perhaps on the event loop, must not do the old I/O."""
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
+    missing = tmp_path / "gone"
+    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{missing / 'x.db'}")  # cannot be opened
+    persist_event(Event())  # the old writer now retries against a database that is not there
+    monkeypatch.setenv("LLMGINE_DB_URL", f"sqlite:///{tmp_path / 'ok.db'}")
+    started = time.monotonic()
+    persist_event(Event())
+    assert time.monotonic() - started < 1.0  # the old writer flushes for up to 5 s elsewhere
 
 
 def test_concurrent_first_use_builds_one_store() -> None:

@@ -71,7 +71,8 @@ def ids(items: list[Any]) -> list[str]:
 
 
 def flush() -> None:
-    assert DatabaseEngine.get_writer().flush(FLUSH_S)
+    """Everything queued so far is written, also what a configuration change left behind."""
+    assert DatabaseEngine.flush(FLUSH_S)
 
 
 def test_saved_events_stay_where_they_were_written(

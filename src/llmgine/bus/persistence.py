@@ -9,7 +9,6 @@ memory only, after one error in the log. Nothing here raises a database fault.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Protocol
 
@@ -18,7 +17,7 @@ from llmgine.database.engine import DatabaseEngine
 from llmgine.database.memory import MemoryStore
 from llmgine.database.store import EventLog, ScheduledEventStore
 from llmgine.database.writer import Writer
-from llmgine.errors import ConfigurationError, LlmginePersistenceError
+from llmgine.errors import ConfigurationError
 from llmgine.messages.events import Event
 
 logger = logging.getLogger(__name__)
@@ -52,8 +51,7 @@ class EnvironmentEventLog:
         api.persist_event(event)
 
     def close(self, timeout: float) -> None:
-        with contextlib.suppress(LlmginePersistenceError, OSError):  # reported where it failed
-            DatabaseEngine.get_writer().flush(timeout)
+        DatabaseEngine.flush(timeout)
 
 
 class StoreEventLog:

@@ -6,6 +6,11 @@ environment on every call; when ``LLMGINE_DB_URL``, ``LLMGINE_DB_SCHEMA`` or
 configuration, disposes the old engine and builds the new one on next use.
 Everything it holds (engine, store, writer) is created lazily, under a lock,
 and built from the same `SQLAlchemyStore` and `Writer` the rest of llmgine uses.
+
+A configuration change is noticed by whichever call reads the environment
+next, often `persist_event` on the bus's event loop; so the old writer is
+flushed and the old engine disposed on a background thread, never by that
+caller. `DatabaseEngine.flush` waits for those releases too.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from typing import ClassVar
 
 from sqlalchemy import Engine
@@ -42,6 +48,7 @@ class DatabaseEngine:
     _store: ClassVar[SQLAlchemyStore | None] = None
     _writer: ClassVar[Writer | None] = None
     _atexit_registered: ClassVar[bool] = False
+    _releasing: ClassVar[list[threading.Thread]] = []
     faults: ClassVar[FaultLog] = FaultLog(logging.getLogger("llmgine.database"))
     """Rate-limited fault reports of the seed API; cleared when the configuration changes."""
 
@@ -75,7 +82,7 @@ class DatabaseEngine:
             logger.error("llmgine persistence disabled: %s", exc)
         if cls._config is not None and (new is None or new.has_changed(cls._config)):
             logger.debug("database configuration changed; resetting the engine")
-            cls._release()
+            cls._release(wait=False)
         cls.faults.clear()
         cls._raw, cls._config, cls._config_error = raw, new, error
 
@@ -122,11 +129,32 @@ class DatabaseEngine:
 
     @classmethod
     def reset_engine(cls) -> None:
-        """Flush and stop the writer, dispose the engine, forget the configuration."""
+        """Flush and stop the writer, dispose the engine, forget the configuration.
+
+        Waits for everything it releases, including earlier configurations'.
+        """
         with cls._lock:
-            cls._release()
+            cls._release(wait=True)
             cls._raw = cls._config = cls._config_error = None
             cls.faults.clear()
+        cls._join_releases(None)
+
+    @classmethod
+    def flush(cls, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written, for this configuration and for
+        those changed away from; False if ``timeout`` seconds passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        writer = cls._writer
+        flushed = writer is None or writer.flush(timeout)
+        return cls._join_releases(deadline) and flushed
+
+    @classmethod
+    def _join_releases(cls, deadline: float | None) -> bool:
+        for thread in list(cls._releasing):
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+        with cls._lock:
+            cls._releasing[:] = [t for t in cls._releasing if t.is_alive()]
+            return not cls._releasing
 
     @classmethod
     def drop_all(cls) -> None:
@@ -138,16 +166,26 @@ class DatabaseEngine:
         store.drop()
 
     @classmethod
-    def _release(cls) -> None:
+    def _release(cls, *, wait: bool) -> None:
         writer, engine = cls._writer, cls._engine
         cls._writer = cls._store = cls._engine = None
-        if writer is not None:
-            writer.stop(FLUSH_ON_CHANGE_S)
-        if engine is not None:
-            engine.dispose()
+
+        def finish() -> None:
+            if writer is not None:
+                writer.stop(FLUSH_ON_CHANGE_S)
+            if engine is not None:
+                engine.dispose()
+
+        if wait:
+            finish()
+        elif writer is not None or engine is not None:
+            thread = threading.Thread(target=finish, name="llmgine-release", daemon=True)
+            thread.start()
+            cls._releasing.append(thread)
 
     @classmethod
     def _flush_at_exit(cls) -> None:
         writer = cls._writer
         if writer is not None:
             writer.stop(FLUSH_ON_CHANGE_S)
+        cls._join_releases(time.monotonic() + FLUSH_ON_CHANGE_S)

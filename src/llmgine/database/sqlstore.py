@@ -124,6 +124,7 @@ class SQLAlchemyStore:
         self._setup_lock = threading.Lock()
         self._where = engine.url.render_as_string(hide_password=True)
         self._scheduled_insert = self._driver_insert(self._tables.scheduled, _SCHEDULED_COLUMNS)
+        self._log_insert = self._driver_insert(self._tables.log, _LOG_COLUMNS)
         self._prepare_statements()
 
     def _prepare_statements(self) -> None:
@@ -452,28 +453,27 @@ class SQLAlchemyStore:
     # --- EventLog -------------------------------------------------------------------
 
     def append(self, events: Sequence[Event]) -> None:
-        now = self._clock()
-        rows = [self._log_row(event, now) for event in events]
-        if not rows:
+        if not events:
             return
+        now = self._clock()
+        fast, to_driver = self._log_insert, self._caps.instant
+        if fast is not None and to_driver is not None:
+            created = to_driver(now)
+            driver_rows = [
+                (event_id, name, data, session, to_driver(timestamp), created)
+                for event_id, name, data, session, timestamp in (
+                    _log_values(event, now) for event in events
+                )
+            ]  # encoded before the transaction, so the lock is held only to write
+            with self._begin("append") as conn:
+                fast.execute(conn, driver_rows)
+            return
+        rows = [
+            dict(zip(_LOG_COLUMNS, (*_log_values(event, now), now), strict=True))
+            for event in events
+        ]
         with self._begin("append") as conn:
             self._insert_ignoring_duplicates(conn, self._tables.log, rows)
-
-    def _log_row(self, event: Event, now: datetime) -> dict[str, Any]:
-        event_id = str(event.event_id)
-        if len(event_id) > _MAX_NAME:
-            raise RejectedDataError(
-                f"event_id of {type(event).__qualname__} is over {_MAX_NAME} characters"
-            )
-        session = None if event.session_id is None else str(event.session_id)[:_MAX_NAME]
-        return {
-            "event_id": event_id,
-            "event_class_name": type(event).__name__[:_MAX_NAME],
-            "event_data": codec.dumps(codec.encode_event(event, strict=False)),
-            "session_id": session,
-            "timestamp": parse_timestamp(event.timestamp) or now,
-            "created_at": now,
-        }
 
     def read(
         self,
@@ -545,6 +545,41 @@ def _scheduled_values(event: ScheduledEvent) -> tuple[str, str, Any, datetime]:
         )
     payload = codec.encode_event(event)
     return event.event_id, type(event).__name__, payload, to_utc(event.scheduled_time)
+
+
+_LOG_COLUMNS = (
+    "event_id",
+    "event_class_name",
+    "event_data",
+    "session_id",
+    "timestamp",
+    "created_at",
+)
+
+
+def _log_values(event: Event, now: datetime) -> tuple[str, str, str, str | None, datetime]:
+    """(event_id, class name, JSON text, session, timestamp instant) of a log entry.
+
+    Raises `RejectedDataError` for an event id the column cannot hold; any other
+    value that cannot be encoded is logged as its repr.
+    """
+    event_id = event.event_id
+    if type(event_id) is not str or len(event_id) > _MAX_NAME:
+        event_id = str(event_id)
+        if len(event_id) > _MAX_NAME:
+            raise RejectedDataError(
+                f"event_id of {type(event).__qualname__} is over {_MAX_NAME} characters"
+            )
+    session: str | None = event.session_id
+    if session is not None and (type(session) is not str or len(session) > _MAX_NAME):
+        session = str(session)[:_MAX_NAME]
+    return (
+        event_id,
+        type(event).__name__[:_MAX_NAME],
+        codec.dumps(codec.encode_event(event, strict=False)),
+        session,
+        parse_timestamp(event.timestamp) or now,
+    )
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:
