@@ -10,10 +10,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import scheduling
-from benchmarks.harness import Figure, table, write_json
+from benchmarks import eventlog, insert_methods, scheduling
+from benchmarks.harness import Figure, database, table, write_json
 
-GROUPS = {"scheduling": scheduling.run}
+
+def _insert_methods(
+    directory: Path, postgres_url: str | None, *, quick: bool, backends: list[str]
+) -> list[Figure]:
+    runs, count = (3, 20_000) if quick else (5, 50_000)
+    figures = [insert_methods.json_encoders(count=count, runs=runs)]
+    for name in backends:
+        with database(name, directory, postgres_url) as db:
+            figures += insert_methods.measure(db, count=count, runs=runs)
+    return figures
+
+
+GROUPS = {
+    "scheduling": scheduling.run,
+    "eventlog": eventlog.run,
+    "insert-methods": _insert_methods,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

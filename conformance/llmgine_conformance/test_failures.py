@@ -538,10 +538,16 @@ def test_a_take_all_whose_connection_is_killed_midway_loses_nothing(
     store = ready(backend, point)
     store.add(events)
     killed = kill_during(backend, injector, point)
-    with pytest.raises(StoreUnavailableError):
-        store.take_all()
+    try:
+        taken = store.take_all()
+    except StoreUnavailableError:
+        taken = []
+    else:
+        if not killed:
+            pytest.skip(f"take_all does not reach {point!r} on this backend")
+        pytest.fail("take_all returned although its connection was killed")
     assert killed[0] > 0
-    assert ids(store.take_all()) == ids(events)
+    assert ids(taken + store.take_all()) == ids(events)
 
 
 @pytest.mark.requires(FAULTS, DISCONNECT)

@@ -264,3 +264,22 @@ def test_purge_deletes_entries_before_the_cutoff_in_batches(log: Any) -> None:
     assert log.purge(at(20), batch_size=7) == 20
     assert logged_ids(log.read()) == logged_ids(events[20:])
     assert log.purge(at(20), batch_size=7) == 0
+
+
+HOSTILE = 'tab\there, line\nbreak, cr\rreturn, back\\slash, \\N, quote", nul\x00, emoji 🎉, ümlaut'
+
+
+@pytest.mark.requires(EVENT_LOG)
+def test_log_keeps_hostile_text_exact_in_a_large_batch(log: Any) -> None:
+    """Large batches may take a bulk path (PostgreSQL COPY) with escaping rules of its own."""
+    events = [
+        ConformanceLogged(
+            event_id=f"{i}\t{HOSTILE[:20]}", note=HOSTILE, session_id=SessionID(f"s\t{i}\\n")
+        )
+        for i in range(200)
+    ]
+    log.append(events)
+    entries = log.read()
+    assert [e.event_id for e in entries] == [e.event_id for e in events]
+    assert {e.data["note"] for e in entries} == {HOSTILE}
+    assert [e.session_id for e in entries] == [e.session_id for e in events]

@@ -73,8 +73,9 @@ def persist_event(event: Event) -> None:
     Never blocks on the database: a background writer batches the entries.
     """
     try:
-        if DatabaseEngine.get_config().persist_events:
-            DatabaseEngine.get_writer().submit_log(event)
+        config = DatabaseEngine.get_config()
+        if config.persist_events:
+            DatabaseEngine.get_writer(config).submit_log(event)
     except ConfigurationError:
         pass
     except (LlmginePersistenceError, OSError) as exc:

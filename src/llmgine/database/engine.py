@@ -116,8 +116,15 @@ class DatabaseEngine:
         return Session(cls.get_engine())
 
     @classmethod
-    def get_writer(cls) -> Writer:
-        """The background writer for the current configuration's store."""
+    def get_writer(cls, config: DatabaseConfig | None = None) -> Writer:
+        """The background writer for the current configuration's store.
+
+        ``config``: the configuration the caller has just read with `get_config`,
+        so the environment is not read twice (`persist_event` runs for every event).
+        """
+        writer = cls._writer
+        if config is not None and writer is not None and cls._config is config:
+            return writer
         store = cls.get_store()
         with cls._lock:
             if cls._writer is None:

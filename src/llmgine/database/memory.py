@@ -19,6 +19,7 @@ from typing import Any
 
 from llmgine.database import codec
 from llmgine.database.instants import parse_timestamp, to_utc, utc_now
+from llmgine.database.log_json import log_json
 from llmgine.database.store import LogEntry, QuarantinedEvent
 from llmgine.errors import DecodeError, UnstorableEventError
 from llmgine.messages.events import Event
@@ -189,9 +190,7 @@ class MemoryStore:
 
     def append(self, events: Sequence[Event]) -> None:
         now = self._clock()
-        encoded = [
-            (e, codec.loads(codec.dumps(codec.encode_event(e, strict=False)))) for e in events
-        ]
+        encoded = [(e, codec.loads(log_json(e))) for e in events]
         db = self.database
         with db.lock:
             for event, data in encoded:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     Insert,
@@ -31,16 +33,24 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateSchema
+from sqlalchemy.sql.sqltypes import NullType
 
 from llmgine.database import codec
-from llmgine.database._driver_rows import DriverInsert, driver_instant
+from llmgine.database._driver_rows import (
+    CopyInsert,
+    DriverInsert,
+    driver_instant,
+    sharing_the_gil,
+)
 from llmgine.database.config import normalize_url
 from llmgine.database.connect import create_engine_for
 from llmgine.database.instants import parse_timestamp, to_utc, utc_now
+from llmgine.database.log_json import log_json
 from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
 from llmgine.database.store import LogEntry, QuarantinedEvent
 from llmgine.errors import (
@@ -71,6 +81,8 @@ class _Capabilities:
     advisory_lock: bool
     instant: Callable[[datetime], Any] | None
     """How the driver takes an instant, when known (the fast insert path needs it)."""
+    copy: bool
+    """PostgreSQL through psycopg: large event-log batches go in with COPY."""
 
     @classmethod
     def of(cls, engine: Engine) -> _Capabilities:
@@ -95,6 +107,7 @@ class _Capabilities:
             on_conflict=on_conflict,
             advisory_lock=dialect.name == "postgresql",
             instant=driver_instant(dialect),
+            copy=dialect.name == "postgresql" and dialect.driver == "psycopg",
         )
 
 
@@ -123,8 +136,22 @@ class SQLAlchemyStore:
         self._ready = False
         self._setup_lock = threading.Lock()
         self._where = engine.url.render_as_string(hide_password=True)
-        self._scheduled_insert = self._driver_insert(self._tables.scheduled, _SCHEDULED_COLUMNS)
-        self._log_insert = self._driver_insert(self._tables.log, _LOG_COLUMNS)
+        self._scheduled_insert: DriverInsert | CopyInsert | None = self._driver_insert(
+            self._tables.scheduled, _SCHEDULED_COLUMNS
+        )
+        if self._scheduled_insert is not None and self._caps.copy:
+            self._scheduled_insert = CopyInsert(
+                _qualified_table(self._engine, self._tables.scheduled),
+                _SCHEDULED_COLUMNS,
+                self._scheduled_insert,
+            )
+        self._log_insert: DriverInsert | CopyInsert | None = self._driver_insert(
+            self._tables.log, _LOG_COLUMNS
+        )
+        if self._log_insert is not None and self._caps.copy:
+            self._log_insert = CopyInsert(
+                _qualified_table(self._engine, self._tables.log), _LOG_COLUMNS, self._log_insert
+            )
         self._prepare_statements()
 
     def _prepare_statements(self) -> None:
@@ -263,9 +290,12 @@ class SQLAlchemyStore:
             driver_rows = [
                 (event_id, name, codec.dumps(payload), to_driver(due), created)
                 for event_id, name, payload, due in map(_scheduled_values, events)
-            ]  # encoded before the transaction, so the lock is held only to write
+            ]  # encoded before the transaction: an unstorable event changes nothing
             with self._begin("add") as conn:
-                fast.execute(conn, driver_rows)
+                if isinstance(fast, CopyInsert):
+                    fast.execute(conn, driver_rows, len(driver_rows))
+                else:
+                    fast.execute(conn, driver_rows)
             return
         rows = [
             dict(zip(_SCHEDULED_COLUMNS, (*_scheduled_values(event), now), strict=True))
@@ -301,13 +331,16 @@ class SQLAlchemyStore:
         )
 
     def _row_columns(self) -> tuple[Any, ...]:
+        """What claims and restores read back. The due instant comes as the driver gives it
+        (fixed-width UTC text on SQLite, a datetime on PostgreSQL), which sorts by instant
+        and is only sorted on: parsing it into a datetime per row costs more than decoding."""
         t = self._tables.scheduled
         return (
             t.c.id,
             t.c.event_id,
             t.c.event_class_name,
             cast(t.c.event_data, Text),
-            t.c.scheduled_time,
+            type_coerce(t.c.scheduled_time, NullType()).label("scheduled_time"),
         )
 
     def claim(
@@ -345,13 +378,16 @@ class SQLAlchemyStore:
             rows.extend(conn.execute(select(*self._row_columns()).where(t.c.id.in_(chunk))).all())
         return rows
 
-    def _decode_rows(self, conn: Connection, rows: Sequence[Any]) -> list[ScheduledEvent]:
-        """Decode claimed rows in due order; quarantine (and un-own) the ones that fail."""
-        t = self._tables.scheduled
+    def _decode_all(
+        self, rows: Sequence[Any]
+    ) -> tuple[list[ScheduledEvent], list[tuple[Any, str]]]:
+        """Decode rows in due order; return the events and the (row, reason) that failed."""
         events: list[ScheduledEvent] = []
-        for row in sorted(rows, key=lambda r: (r.scheduled_time, r.id)):
+        refused: list[tuple[Any, str]] = []
+        decode, loads = codec.decode_event, codec.loads
+        for row in sorted(rows, key=lambda r: (_due_key(r.scheduled_time), r.id)):
             try:
-                events.append(codec.decode_event(row.event_class_name, codec.loads(row[3])))
+                events.append(decode(row.event_class_name, loads(row[3])))
             except Exception as exc:
                 reason = _reason(exc)
                 logger.error(
@@ -361,12 +397,39 @@ class SQLAlchemyStore:
                     self._where,
                     reason,
                 )
-                conn.execute(
-                    update(t)
-                    .where(t.c.id == row.id)
-                    .values(quarantine_reason=reason, owner=None, lease_until=None)
-                )
+                refused.append((row, reason))
+        return events, refused
+
+    def _decode_rows(self, conn: Connection, rows: Sequence[Any]) -> list[ScheduledEvent]:
+        """Decode claimed rows in due order; quarantine (and un-own) the ones that fail."""
+        t = self._tables.scheduled
+        events, refused = self._decode_all(rows)
+        for row, reason in refused:
+            conn.execute(
+                update(t)
+                .where(t.c.id == row.id)
+                .values(quarantine_reason=reason, owner=None, lease_until=None)
+            )
         return events
+
+    def _put_back_quarantined(self, conn: Connection, refused: list[tuple[Any, str]]) -> None:
+        """Re-insert rows deleted by `take_all` that did not decode, with their reason."""
+        t = self._tables.scheduled
+        for row, reason in refused:
+            data: Any = type_coerce(row[3], Text())
+            if self._caps.schemas:  # PostgreSQL's JSON column takes text through a cast
+                data = cast(data, JSON)
+            conn.execute(
+                insert(t).values(
+                    id=row.id,
+                    event_id=row.event_id,
+                    event_class_name=row.event_class_name,
+                    event_data=data,
+                    scheduled_time=type_coerce(row.scheduled_time, NullType()),
+                    created_at=row.created_at,
+                    quarantine_reason=reason,
+                )
+            )
 
     def renew(self, owner: str, *, lease: timedelta) -> set[str]:
         t = self._tables.scheduled
@@ -403,25 +466,28 @@ class SQLAlchemyStore:
             .with_for_update(skip_locked=self._caps.skip_locked)
         )
         with self._begin("take_all") as conn:
-            # Mark every chosen row, decode, then delete exactly the rows that decoded:
-            # a row added meanwhile is not marked, so it is never deleted unseen.
-            token = f"take_all:{id(conn)}:{now.isoformat()}"
             if self._caps.returning:
-                mark = (
-                    update(t)
+                # One pass: delete the chosen rows, returning them. A row that does not
+                # decode is put back, as it was, with its reason, in the same transaction,
+                # so no one ever sees it deleted. A row added meanwhile is not chosen.
+                take = (
+                    delete(t)
                     .where(t.c.id.in_(chosen.scalar_subquery()))
-                    .values(owner=token, lease_until=now)
-                    .returning(*self._row_columns())
+                    .returning(*self._row_columns(), t.c.created_at)
                 )
-                rows = conn.execute(mark).all()
-            else:
-                ids = list(conn.scalars(chosen))
-                for chunk in _chunks(ids):
-                    conn.execute(
-                        update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=now)
-                    )
-                rows = self._select_rows(conn, ids)
-            events = self._decode_rows(conn, rows)
+                rows = conn.execute(take).all()
+                events, refused = self._decode_all(rows)
+                if refused:
+                    self._put_back_quarantined(conn, refused)
+                return events
+            # Without RETURNING: mark the chosen rows, decode, delete exactly those that decoded.
+            token = f"take_all:{uuid.uuid4()}"
+            ids = list(conn.scalars(chosen))
+            for chunk in _chunks(ids):
+                conn.execute(
+                    update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=now)
+                )
+            events = self._decode_rows(conn, self._select_rows(conn, ids))
             conn.execute(delete(t).where(t.c.owner == token))
             return events
 
@@ -459,21 +525,26 @@ class SQLAlchemyStore:
         fast, to_driver = self._log_insert, self._caps.instant
         if fast is not None and to_driver is not None:
             created = to_driver(now)
-            driver_rows = [
+            rows = (
                 (event_id, name, data, session, to_driver(timestamp), created)
-                for event_id, name, data, session, timestamp in (
+                for event_id, name, data, session, timestamp in sharing_the_gil(
                     _log_values(event, now) for event in events
                 )
-            ]  # encoded before the transaction, so the lock is held only to write
+            )
+            if isinstance(fast, CopyInsert):
+                with self._begin("append") as conn:  # rows built as they stream to the server
+                    fast.execute(conn, rows, len(events))
+                return
+            driver_rows = list(rows)  # built before the transaction: SQLite locks the whole file
             with self._begin("append") as conn:
                 fast.execute(conn, driver_rows)
             return
-        rows = [
+        dict_rows = [
             dict(zip(_LOG_COLUMNS, (*_log_values(event, now), now), strict=True))
             for event in events
         ]
         with self._begin("append") as conn:
-            self._insert_ignoring_duplicates(conn, self._tables.log, rows)
+            self._insert_ignoring_duplicates(conn, self._tables.log, dict_rows)
 
     def read(
         self,
@@ -576,10 +647,23 @@ def _log_values(event: Event, now: datetime) -> tuple[str, str, str, str | None,
     return (
         event_id,
         type(event).__name__[:_MAX_NAME],
-        codec.dumps(codec.encode_event(event, strict=False)),
+        log_json(event),
         session,
         parse_timestamp(event.timestamp) or now,
     )
+
+
+def _due_key(raw: Any) -> Any:
+    """A raw due instant as a sort key. SQLite's fixed-width UTC text sorts as it is. A
+    driver's datetime is put in UTC first: datetimes that share a tzinfo (the session's
+    zone) compare by wall clock, ignoring ``fold``, so a DST repeat would sort wrong."""
+    return raw.astimezone(UTC) if isinstance(raw, datetime) else raw
+
+
+def _qualified_table(engine: Engine, table: Any) -> str:
+    """The table's name as SQL, quoted by the dialect and schema-qualified if it has a schema."""
+    quote = engine.dialect.identifier_preparer.quote
+    return f"{quote(table.schema)}.{quote(table.name)}" if table.schema else quote(table.name)
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

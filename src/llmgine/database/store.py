@@ -47,8 +47,9 @@ class LogEntry:
     event_id: str
     event_class_name: str
     data: Any
-    """The JSON payload (see `llmgine.database.codec`); a readable repr stands in
-    for any value that could not be encoded."""
+    """The event's fields as plain JSON (see `llmgine.database.log_json`): ISO
+    strings for datetimes, lists for tuples, a readable repr for values JSON
+    cannot hold."""
     session_id: str | None
     timestamp: datetime
     created_at: datetime

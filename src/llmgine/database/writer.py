@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+LOG_LINGER_S = 0.01
+"""How long the writer waits for more event-log entries before writing a partial batch."""
+
 GROUP_COMMIT_WAIT_S = 0.001
 """How long the writer may wait for more scheduled submissions before a commit, and only
 when the previous commit carried several (PostgreSQL's commit_delay, in spirit): a lone
@@ -112,7 +115,7 @@ class Writer:
         log: EventLog | None = None,
         scheduled: ScheduledEventStore | None = None,
         max_queue: int = 100_000,
-        max_batch: int = 2_000,
+        max_batch: int = 5_000,
         retry_initial: float = 0.05,
         retry_max: float = 5.0,
         name: str = "llmgine-writer",
@@ -129,6 +132,7 @@ class Writer:
         self._sched_queue: deque[tuple[list[ScheduledEvent], Waiter]] = deque()
         self._busy = 0
         self._thread: threading.Thread | None = None
+        self._idle = False
         self._stopping = False
         self._faults = FaultLog(logger)
         self._written = self._scheduled_written = self._dropped = self._retried = 0
@@ -144,8 +148,10 @@ class Writer:
                 full = not self._stopping and self._log is not None
             else:
                 self._log_queue.append(event)
-                self._start_locked()
-                self._cond.notify()
+                if self._thread is None:
+                    self._start_locked()
+                elif self._idle:  # a busy or lingering writer will find it anyway
+                    self._cond.notify()
                 return True
         if full:
             self._faults.report(
@@ -253,10 +259,18 @@ class Writer:
         last_group = 0
         while True:
             with self._cond:
+                self._idle = True
                 while not (self._log_queue or self._sched_queue or self._stopping):
                     self._cond.wait()
+                self._idle = False
                 if self._stopping and not (self._log_queue or self._sched_queue):
                     return
+                if not (self._sched_queue or self._stopping) and (
+                    len(self._log_queue) < self._max_batch
+                ):
+                    # Log entries only: linger so they share a transaction (the log is
+                    # fire-and-forget). A scheduled submission ends the wait at once.
+                    self._cond.wait(LOG_LINGER_S)
                 if 0 < len(self._sched_queue) < last_group and not self._stopping:
                     # Several submitters were waiting last time: give the rest of them a
                     # moment to arrive, so they share this commit instead of the next one.
