@@ -577,3 +577,27 @@ def test_a_complete_whose_connection_is_killed_midway_deletes_nothing(
     assert killed[0] > 0
     assert store.renew(OWNER, lease=LEASE) == set(ids(events))
     assert store.complete(OWNER, ids(events)) == len(events)
+
+
+@pytest.mark.asyncio
+async def test_publish_does_not_wait_for_a_slow_event_log(
+    backend: Backend, injector: FaultInjector
+) -> None:
+    """No database I/O on the event loop: every write one second slower leaves publish fast."""
+    bus = MessageBus(store=backend.open(), event_log=backend.open(), stop_timeout=30)
+    bus.register_event_handler(Event, lambda _event: None)
+    await bus.start()
+    injector.delay("insert", 1.0)
+    injector.delay("commit", 1.0)
+    loop = asyncio.get_running_loop()
+    events = [Event() for _ in range(20)]
+    slowest = 0.0
+    for event in events:
+        started = loop.time()
+        await bus.publish(event, await_processing=True)
+        slowest = max(slowest, loop.time() - started)
+    await bus.stop()
+    injector.clear()
+    assert slowest < 0.5, f"a publish took {slowest:.2f} s: it waited for the database"
+    assert injector.count("insert", "delay") >= 1
+    assert ids(backend.open().read()) == ids(events)

@@ -283,3 +283,13 @@ def test_log_keeps_hostile_text_exact_in_a_large_batch(log: Any) -> None:
     assert [e.event_id for e in entries] == [e.event_id for e in events]
     assert {e.data["note"] for e in entries} == {HOSTILE}
     assert [e.session_id for e in entries] == [e.session_id for e in events]
+
+
+@pytest.mark.requires(EVENT_LOG)
+@pytest.mark.parametrize("keep", [0, 1, 7, 50])
+def test_trim_keeps_the_newest_entries(log: Any, keep: int) -> None:
+    events = [Event() for _ in range(23)]
+    for chunk in (events[:10], events[10:]):
+        log.append(chunk)
+    assert log.trim(keep, batch_size=4) == max(23 - keep, 0)
+    assert logged_ids(log.read()) == logged_ids(events[max(23 - keep, 0) :])

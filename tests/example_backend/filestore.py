@@ -316,6 +316,19 @@ class FileStore:
             if len(batch) < batch_size:
                 return total
 
+    def trim(self, keep: int, *, batch_size: int = 1000) -> int:
+        if batch_size <= 0 or keep < 0:
+            raise ValueError("batch_size must be positive and keep not negative")
+        total = 0
+        while True:
+            with self._transaction() as document:
+                excess = max(len(document.log) - keep, 0)
+                batch = min(excess, batch_size)
+                document.log = document.log[batch:]
+            total += batch
+            if batch < batch_size:
+                return total
+
 
 def _timestamp(value: object) -> datetime | None:
     """An event's ``timestamp`` (an ISO string or a datetime) as an instant, or None."""

@@ -25,6 +25,7 @@ from llmgine.bus.registry import CommandHandler, EventHandler, HandlerRegistry, 
 from llmgine.bus.scheduler import DurableScheduler, SchedulerSettings
 from llmgine.bus.session import BusSession
 from llmgine.database.instants import to_utc, utc_now
+from llmgine.database.retention import Retention
 from llmgine.database.store import EventLog, ScheduledEventStore
 from llmgine.errors import UnstorableEventError
 from llmgine.messages.commands import Command, CommandResult
@@ -80,14 +81,18 @@ class MessageBus:
         horizon: timedelta = SchedulerSettings.horizon,
         poll_interval: float = SchedulerSettings.poll_interval,
         publish_timeout: float = SchedulerSettings.publish_timeout,
+        log_retention: Retention | None = None,
     ) -> None:
-        if store is None and event_log is not None:
-            raise ValueError("event_log needs a store; without one the environment configures both")
+        if store is None and (event_log is not None or log_retention is not None):
+            raise ValueError(
+                "event_log and log_retention need a store; without one the environment "
+                "configures them (LLMGINE_PERSIST_EVENTS, LLMGINE_LOG_RETENTION, ...)"
+            )
         self._store = store
         self._log: EventLogSink = (
             EnvironmentEventLog()
             if store is None
-            else (NoEventLog() if event_log is None else StoreEventLog(event_log))
+            else (NoEventLog() if event_log is None else StoreEventLog(event_log, log_retention))
         )
         self._settings = SchedulerSettings(
             lease=lease,

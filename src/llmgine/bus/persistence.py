@@ -15,6 +15,7 @@ from typing import Protocol
 from llmgine.database import api
 from llmgine.database.engine import DatabaseEngine
 from llmgine.database.memory import MemoryStore
+from llmgine.database.retention import Retention
 from llmgine.database.store import EventLog, ScheduledEventStore
 from llmgine.database.writer import Writer
 from llmgine.errors import ConfigurationError
@@ -57,12 +58,13 @@ class EnvironmentEventLog:
 class StoreEventLog:
     """An event log given explicitly, written by a writer thread of its own."""
 
-    def __init__(self, event_log: EventLog) -> None:
+    def __init__(self, event_log: EventLog, retention: Retention | None = None) -> None:
         self._event_log = event_log
+        self._retention = retention
         self._writer = self._new_writer()
 
     def _new_writer(self) -> Writer:
-        return Writer(log=self._event_log, name="llmgine-bus-log-writer")
+        return Writer(log=self._event_log, retention=self._retention, name="llmgine-bus-log-writer")
 
     def log(self, event: Event) -> None:
         self._writer.submit_log(event)

@@ -4,6 +4,8 @@
                             a plain ``postgresql://`` or ``postgres://`` URL uses psycopg 3
 ``LLMGINE_DB_SCHEMA``       PostgreSQL schema, or SQLite table prefix (default ``message_bus``)
 ``LLMGINE_PERSIST_EVENTS``  ``1`` turns the event log on (default off)
+``LLMGINE_LOG_RETENTION``   optional: purge event-log entries older than this (``30d``, ``12h``...)
+``LLMGINE_LOG_MAX_ROWS``    optional: keep only this many newest event-log entries
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from llmgine.database.models import Naming
+from llmgine.database.retention import Retention, parse_duration
 from llmgine.errors import ConfigurationError
 
 ENV_URL = "LLMGINE_DB_URL"
 ENV_SCHEMA = "LLMGINE_DB_SCHEMA"
 ENV_PERSIST_EVENTS = "LLMGINE_PERSIST_EVENTS"
+ENV_LOG_RETENTION = "LLMGINE_LOG_RETENTION"
+ENV_LOG_MAX_ROWS = "LLMGINE_LOG_MAX_ROWS"
 
 DEFAULT_URL = "sqlite:///./message_bus.db"
 DEFAULT_SCHEMA = "message_bus"
@@ -33,14 +38,32 @@ _FALSE = frozenset({"", "0", "false", "no", "off"})
 _POSTGRES_IDENTIFIER_BYTES = 63
 
 
-def read_environment(environ: Mapping[str, str] | None = None) -> tuple[str, str, str]:
-    """The raw (url, schema, persist_events) settings; the one read of ``os.environ``."""
+def read_environment(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The raw settings (url, schema, persist_events, log retention, log max rows);
+    the one read of ``os.environ``."""
     env = os.environ if environ is None else environ
     return (
         env.get(ENV_URL, DEFAULT_URL),
         env.get(ENV_SCHEMA, DEFAULT_SCHEMA),
         env.get(ENV_PERSIST_EVENTS, "0"),
+        env.get(ENV_LOG_RETENTION, ""),
+        env.get(ENV_LOG_MAX_ROWS, ""),
     )
+
+
+def parse_retention(max_age: str, max_rows: str) -> Retention | None:
+    """The event-log `Retention` the two variables ask for, or None; `ConfigurationError`."""
+    if not max_age.strip() and not max_rows.strip():
+        return None
+    try:
+        rows = int(max_rows) if max_rows.strip() else None
+    except ValueError:
+        raise ConfigurationError(f"{ENV_LOG_MAX_ROWS}={max_rows!r} is not a whole number") from None
+    try:
+        age = parse_duration(max_age) if max_age.strip() else None
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{ENV_LOG_RETENTION}: {exc}") from None
+    return Retention(max_age=age, max_rows=rows)
 
 
 def parse_flag(raw: str) -> bool:
@@ -98,14 +121,16 @@ def validate_schema(schema: str, *, postgres: bool) -> None:
 class DatabaseConfig:
     """Validated database settings; an argument left out is read from the environment.
 
-    ``DatabaseConfig()`` reads all three variables, as the original module did.
-    Raises `ConfigurationError` for an unparsable URL, an invalid schema name or
-    an unrecognised ``LLMGINE_PERSIST_EVENTS`` value.
+    ``DatabaseConfig()`` reads the environment, as the original module did (and
+    the two optional retention variables). Raises `ConfigurationError` for an
+    unparsable URL, an invalid schema name, an unrecognised
+    ``LLMGINE_PERSIST_EVENTS`` value or an invalid retention.
     """
 
     db_url: str
     schema: str
     persist_events: bool
+    log_retention: Retention | None
     url: URL = field(repr=False, compare=False)
 
     def __init__(
@@ -114,18 +139,21 @@ class DatabaseConfig:
         db_url: str | None = None,
         schema: str | None = None,
         persist_events: bool | None = None,
+        log_retention: Retention | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if db_url is None or schema is None or persist_events is None:
-            env_url, env_schema, env_persist = read_environment(environ)
+            env_url, env_schema, env_persist, env_age, env_rows = read_environment(environ)
             db_url = env_url if db_url is None else db_url
             schema = env_schema if schema is None else schema
             persist_events = parse_flag(env_persist) if persist_events is None else persist_events
+            log_retention = log_retention or parse_retention(env_age, env_rows)
         url = normalize_url(db_url)
         validate_schema(schema, postgres=url.get_backend_name() == "postgresql")
         object.__setattr__(self, "db_url", db_url)
         object.__setattr__(self, "schema", schema)
         object.__setattr__(self, "persist_events", persist_events)
+        object.__setattr__(self, "log_retention", log_retention)
         object.__setattr__(self, "url", url)
 
     def __repr__(self) -> str:
@@ -152,15 +180,16 @@ class DatabaseConfig:
         return Naming(prefix=self.schema.replace(".", "_") + "_" if self.schema else "")
 
     def has_changed(self, other: DatabaseConfig) -> bool:
-        """True if URL, schema or the persist flag differ from ``other``."""
-        return (self.db_url, self.schema, self.persist_events) != (
+        """True if URL, schema, the persist flag or the log retention differ from ``other``."""
+        return (self.db_url, self.schema, self.persist_events, self.log_retention) != (
             other.db_url,
             other.schema,
             other.persist_events,
+            other.log_retention,
         )
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, DatabaseConfig) and not self.has_changed(other)
 
     def __hash__(self) -> int:
-        return hash((self.db_url, self.schema, self.persist_events))
+        return hash((self.db_url, self.schema, self.persist_events, self.log_retention))

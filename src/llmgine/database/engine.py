@@ -25,7 +25,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from llmgine.database._faultlog import FaultLog
-from llmgine.database.config import DatabaseConfig, parse_flag, read_environment
+from llmgine.database.config import (
+    DatabaseConfig,
+    parse_flag,
+    parse_retention,
+    read_environment,
+)
 from llmgine.database.connect import create_engine_for
 from llmgine.database.sqlstore import SQLAlchemyStore
 from llmgine.database.writer import Writer
@@ -41,7 +46,7 @@ class DatabaseEngine:
     """Thread-safe holder of the engine, store and writer for the current configuration."""
 
     _lock: ClassVar[threading.RLock] = threading.RLock()
-    _raw: ClassVar[tuple[str, str, str] | None] = None
+    _raw: ClassVar[tuple[str, ...] | None] = None
     _config: ClassVar[DatabaseConfig | None] = None
     _config_error: ClassVar[ConfigurationError | None] = None
     _engine: ClassVar[Engine | None] = None
@@ -71,10 +76,13 @@ class DatabaseEngine:
         return config
 
     @classmethod
-    def _apply(cls, raw: tuple[str, str, str]) -> None:
+    def _apply(cls, raw: tuple[str, ...]) -> None:
         try:
             new: DatabaseConfig | None = DatabaseConfig(
-                db_url=raw[0], schema=raw[1], persist_events=parse_flag(raw[2])
+                db_url=raw[0],
+                schema=raw[1],
+                persist_events=parse_flag(raw[2]),
+                log_retention=parse_retention(raw[3], raw[4]),
             )
             error = None
         except ConfigurationError as exc:
@@ -128,7 +136,9 @@ class DatabaseEngine:
         store = cls.get_store()
         with cls._lock:
             if cls._writer is None:
-                cls._writer = Writer(log=store, scheduled=store)
+                config = cls._config
+                retention = None if config is None else config.log_retention
+                cls._writer = Writer(log=store, scheduled=store, retention=retention)
                 if not cls._atexit_registered:
                     atexit.register(cls._flush_at_exit)
                     cls._atexit_registered = True

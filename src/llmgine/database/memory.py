@@ -248,3 +248,14 @@ class MemoryStore:
                     db.logged_ids.discard(entry.event_id)
             db.log[:] = keep
             return purged
+
+    def trim(self, keep: int, *, batch_size: int = 1000) -> int:
+        if batch_size <= 0 or keep < 0:
+            raise ValueError("batch_size must be positive and keep not negative")
+        db = self.database
+        with db.lock:
+            dropped = db.log[: max(len(db.log) - keep, 0)]
+            for entry in dropped:
+                db.logged_ids.discard(entry.event_id)
+            del db.log[: len(dropped)]
+            return len(dropped)

@@ -601,6 +601,25 @@ class SQLAlchemyStore:
             if len(ids) < batch_size:
                 return total
 
+    def trim(self, keep: int, *, batch_size: int = 1000) -> int:
+        if batch_size <= 0 or keep < 0:
+            raise ValueError("batch_size must be positive and keep not negative")
+        t = self._tables.log
+        newest_dropped = select(t.c.id).order_by(t.c.id.desc()).offset(keep).limit(1)
+        with self._begin("trim") as conn:
+            last: int | None = conn.scalar(newest_dropped)
+        total = 0
+        while last is not None:
+            batch = select(t.c.id).where(t.c.id <= last).order_by(t.c.id).limit(batch_size)
+            with self._begin("trim") as conn:
+                ids = list(conn.scalars(batch))
+                for chunk in _chunks(ids):
+                    conn.execute(delete(t).where(t.c.id.in_(chunk)))
+            total += len(ids)
+            if len(ids) < batch_size:
+                break
+        return total
+
 
 _SCHEDULED_COLUMNS = ("event_id", "event_class_name", "event_data", "scheduled_time", "created_at")
 

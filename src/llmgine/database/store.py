@@ -167,3 +167,10 @@ class EventLog(Protocol):
         large purge never holds a long lock.
         """
         ...
+
+    def trim(self, keep: int, *, batch_size: int = 1000) -> int:
+        """Delete all but the ``keep`` newest entries (by insertion); return how many.
+
+        In batches of ``batch_size``, one transaction each, oldest first.
+        """
+        ...

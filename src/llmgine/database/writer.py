@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from llmgine.database._faultlog import FaultLog
+from llmgine.database.retention import Retention
 from llmgine.database.store import EventLog, ScheduledEventStore
 from llmgine.errors import RejectedDataError, StoreUnavailableError, UnstorableEventError
 from llmgine.messages.events import Event
@@ -118,6 +119,7 @@ class Writer:
         max_batch: int = 5_000,
         retry_initial: float = 0.05,
         retry_max: float = 5.0,
+        retention: Retention | None = None,
         name: str = "llmgine-writer",
     ) -> None:
         self._log = log
@@ -126,6 +128,8 @@ class Writer:
         self._max_batch = max_batch
         self._retry_initial = retry_initial
         self._retry_max = retry_max
+        self._retention = retention if log is not None else None
+        self._next_retention = time.monotonic() + (retention.every if retention else 0.0)
         self._name = name
         self._cond = threading.Condition()
         self._log_queue: deque[Event] = deque()
@@ -261,8 +265,13 @@ class Writer:
             with self._cond:
                 self._idle = True
                 while not (self._log_queue or self._sched_queue or self._stopping):
-                    self._cond.wait()
+                    if self._retention_due():
+                        break
+                    self._cond.wait(self._until_retention())
                 self._idle = False
+                if not (self._log_queue or self._sched_queue or self._stopping):
+                    self._apply_retention_locked()
+                    continue
                 if self._stopping and not (self._log_queue or self._sched_queue):
                     return
                 if not (self._sched_queue or self._stopping) and (
@@ -292,6 +301,32 @@ class Writer:
                 with self._cond:
                     self._busy = 0
                     self._cond.notify_all()
+                    if self._retention_due():  # under steady load the writer is never idle
+                        self._apply_retention_locked()
+
+    def _retention_due(self) -> bool:
+        return self._retention is not None and time.monotonic() >= self._next_retention
+
+    def _until_retention(self) -> float | None:
+        if self._retention is None:
+            return None
+        return max(self._next_retention - time.monotonic(), 0.0)
+
+    def _apply_retention_locked(self) -> None:
+        """Apply retention, releasing the lock while the database works."""
+        retention, log = self._retention, self._log
+        assert retention is not None
+        assert log is not None
+        self._next_retention = time.monotonic() + retention.every
+        self._cond.release()
+        try:
+            removed = retention.apply(log)
+            if removed:
+                logger.debug("event log retention removed %d entries", removed)
+        except Exception as exc:  # a fault: try again at the next period
+            self._faults.report("retention", "event log retention not applied: %s", exc)
+        finally:
+            self._cond.acquire()
 
     def _write_scheduled(self, jobs: list[tuple[list[ScheduledEvent], Waiter]]) -> None:
         store = self._scheduled
