@@ -457,3 +457,31 @@ async def test_a_sessions_command_handler_takes_precedence_for_its_commands(
     others = await bus.execute(BusTestAdd(session_id=SessionID("s-2")))
     plain = await bus.execute(BusTestAdd())
     assert (ours.result, others.result, plain.result) == ("session", "bus", "bus")
+
+
+class RefusingLog(MemoryStore):
+    """An event log that refuses events whose id starts with "bad"."""
+
+    def append(self, events: Any) -> None:
+        from llmgine.errors import RejectedDataError
+
+        if any(e.event_id.startswith("bad") for e in events):
+            raise RejectedDataError("refused")
+        super().append(events)
+
+
+async def test_event_log_stats_count_across_restarts() -> None:
+    log = RefusingLog()
+    bus = MessageBus(store=MemoryStore(), event_log=log)
+    assert bus.event_log_stats() is not None
+    for round_ in range(2):
+        await bus.start()
+        await bus.publish(Event())
+        await bus.publish(Event(event_id=f"bad-{round_}"))
+        await bus.stop()
+    stats = bus.event_log_stats()
+    assert stats is not None
+    assert (stats.written, stats.dropped, stats.queue_depth) == (2, 2, 0)
+    assert stats.last_error == "refused"
+    assert MessageBus(store=MemoryStore()).event_log_stats() is None
+    assert MessageBus().event_log_stats() is not None  # the environment's writer

@@ -116,3 +116,21 @@ def test_newer_schema_version_is_an_error_not_a_wipe(sql_backend: SqlBackend) ->
     with store.engine.begin() as conn:
         conn.execute(meta.update().values(value="1"))
     assert len(sql_backend.open().take_all()) == 1
+
+
+def test_a_row_put_back_by_take_all_keeps_every_column(sql_backend: SqlBackend) -> None:
+    """take_all deletes and returns rows in one pass; one that does not decode goes back as
+    it was (its raw due and creation instants too), with its reason."""
+    store = sql_backend.open()
+    sql_backend.insert_raw(
+        event_id="undecodable", event_class_name="NoSuchClass", event_data="{}", due=datetime.now()
+    )
+    t = store.tables.scheduled
+    columns = (t.c.id, t.c.event_id, t.c.scheduled_time, t.c.created_at)
+    with store.engine.connect() as conn:
+        before = conn.execute(select(*columns)).one()
+    assert store.take_all() == []
+    with store.engine.connect() as conn:
+        after = conn.execute(select(*columns, t.c.quarantine_reason)).one()
+    assert tuple(after[:4]) == tuple(before)
+    assert "NoSuchClass" in after.quarantine_reason

@@ -174,3 +174,36 @@ def test_a_writer_without_a_scheduled_store_refuses_scheduled_events() -> None:
     writer = Writer(log=MemoryStore())
     with pytest.raises(StoreUnavailableError):
         writer.submit_scheduled([ScheduledEvent(scheduled_time=later())]).result(timeout=1)
+
+
+def test_an_idle_writer_wakes_for_every_submission(store: FlakyStore, writer: Writer) -> None:
+    """Submitting takes no lock; an entry that arrives as the writer goes idle is not missed."""
+    for _ in range(300):
+        event = Event()
+        assert writer.submit_log(event)
+        assert writer.flush(5), "an entry was left in the queue with the writer asleep"
+    assert writer.stats().written == 300
+
+
+def test_entries_racing_a_stop_are_written_or_counted_as_dropped(store: FlakyStore) -> None:
+    writer = Writer(log=store, max_queue=1_000_000)
+    writer.submit_log(Event())
+    accepted = [0] * 4
+    go = threading.Event()
+
+    def submit(slot: int) -> None:
+        go.wait()
+        for _ in range(20_000):
+            accepted[slot] += writer.submit_log(Event())
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    go.set()
+    writer.stop(0.01)
+    for thread in threads:
+        thread.join()
+    stats = writer.stats()
+    assert stats.queue_depth == 0
+    assert len(store.read()) + stats.dropped == 1 + 80_000
+    assert len(store.read()) <= 1 + sum(accepted)

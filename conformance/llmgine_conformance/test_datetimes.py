@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from llmgine.database.instants import MAX_INSTANT, MIN_INSTANT
+from llmgine.messages.events import Event
 from llmgine.messages.scheduled_events import ScheduledEvent
-from llmgine_conformance.backends import SESSION_TIME_ZONE, Backend
+from llmgine_conformance.backends import EVENT_LOG, SESSION_TIME_ZONE, Backend
 from llmgine_conformance.events import ConformanceReminder
 from llmgine_conformance.strategies import aware_datetimes, datetimes
 from llmgine_conformance.strategies import datetime_identity as exactly
@@ -226,3 +227,58 @@ def test_due_queries_ignore_the_database_session_time_zone(
 ) -> None:
     events = add_one_by_one(stores_by_session_zone[write_zone], dues)
     check_due_queries(stores_by_session_zone[read_zone], events, cutoff)
+
+
+# --- the event log's timestamps --------------------------------------------------------------
+
+LOCAL_ZONES = ["UTC", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
+"""Process zones for the log: DST, a 30-minute DST shift, a 45-minute offset."""
+WALLS = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1))
+
+
+def logged_instants(log: Any, events: Sequence[Event]) -> dict[str, datetime]:
+    wanted = {event.event_id for event in events}
+    return {e.event_id: e.timestamp for e in log.read() if e.event_id in wanted}
+
+
+def local_instants(events: Sequence[Event]) -> dict[str, datetime]:
+    return {e.event_id: instant(datetime.fromisoformat(str(e.timestamp))) for e in events}
+
+
+@pytest.mark.requires(EVENT_LOG)
+@pytest.mark.parametrize("zone", LOCAL_ZONES)
+@settings(PROPERTY, max_examples=20)
+@given(walls=st.lists(WALLS, min_size=1, max_size=6), nudge=st.integers(1, 999_999))
+@example(walls=[datetime(2021, 11, 7, 1, 30, 0, 500_000)], nudge=1)  # New York, repeated hour
+@example(walls=[datetime(2021, 3, 14, 2, 30, 0, 250_000)], nudge=1)  # New York, skipped hour
+@example(walls=[datetime(2021, 4, 4, 1, 45, 59, 999_999)], nudge=1)  # Lord Howe, repeated
+@example(walls=[datetime(2030, 1, 1, 0, 0, 0, 0)], nudge=999_999)  # isoformat drops ".000000"
+def test_a_logged_local_timestamp_is_its_instant(
+    store: Any, zone: str, walls: list[datetime], nudge: int
+) -> None:
+    """``Event.timestamp`` is ``datetime.now().isoformat()`` by default: naive local time.
+    Each entry's timestamp is that instant, under any process zone, also for a second
+    event in the same second of wall time."""
+    twins = [w.replace(microsecond=(w.microsecond + nudge) % 1_000_000) for w in walls]
+    with process_time_zone(zone):
+        events = [Event(timestamp=w.isoformat()) for w in walls + twins]
+        store.append(events)
+        expected = local_instants(events)
+    assert logged_instants(store, events) == expected
+
+
+@pytest.mark.requires(EVENT_LOG)
+def test_the_same_wall_time_logged_after_a_zone_change_is_the_new_zones_instant(
+    store: Any,
+) -> None:
+    wall = datetime(2030, 6, 1, 12, 0, 0, 123_456).isoformat()
+    logged: dict[str, datetime] = {}
+    expected: dict[str, datetime] = {}
+    for zone in ("Asia/Kathmandu", "America/New_York", "UTC"):
+        with process_time_zone(zone):
+            events = [Event(timestamp=wall), Event(timestamp=wall)]
+            store.append(events)
+            expected |= local_instants(events)
+        logged |= logged_instants(store, events)
+    assert logged == expected
+    assert len(set(expected.values())) == 3

@@ -27,6 +27,7 @@ from llmgine.bus.session import BusSession
 from llmgine.database.instants import to_utc, utc_now
 from llmgine.database.retention import Retention
 from llmgine.database.store import EventLog, ScheduledEventStore
+from llmgine.database.writer import WriterStats
 from llmgine.errors import UnstorableEventError
 from llmgine.messages.commands import Command, CommandResult
 from llmgine.messages.events import (
@@ -376,6 +377,11 @@ class MessageBus:
     def scheduled_in_memory(self) -> int:
         """How many scheduled events wait in this bus's timer heap."""
         return 0 if self._scheduler is None else len(self._scheduler)
+
+    def event_log_stats(self) -> WriterStats | None:
+        """The event-log writer's counters: entries written and dropped, batches retried,
+        queue depth, last error. None without an event log (or with an invalid configuration)."""
+        return self._log.stats()
 
     @property
     def scheduler(self) -> DurableScheduler | None:

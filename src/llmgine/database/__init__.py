@@ -18,6 +18,7 @@ from llmgine.database.config import DatabaseConfig
 from llmgine.database.engine import DatabaseEngine
 from llmgine.database.memory import MemoryDatabase, MemoryStore
 from llmgine.database.models import EventRecord, ScheduledEventRecord
+from llmgine.database.retention import Retention
 from llmgine.database.sqlstore import SQLAlchemyStore
 from llmgine.database.store import EventLog, LogEntry, QuarantinedEvent, ScheduledEventStore
 from llmgine.database.writer import Writer, WriterStats
@@ -31,6 +32,7 @@ __all__ = [
     "MemoryDatabase",
     "MemoryStore",
     "QuarantinedEvent",
+    "Retention",
     "SQLAlchemyStore",
     "ScheduledEventRecord",
     "ScheduledEventStore",

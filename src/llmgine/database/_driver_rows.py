@@ -12,32 +12,37 @@ form keep SQLAlchemy's normal path.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, Insert
+import orjson
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Insert,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.sql.elements import ColumnClause
 
 T = TypeVar("T")
 
 
 YIELD_EVERY = 200
-"""Rows built between two offers of the GIL to other threads (see `sharing_the_gil`)."""
+"""Rows built between two offers of the GIL to other threads.
 
-
-def sharing_the_gil(rows: Iterable[T]) -> Iterator[T]:
-    """``rows``, giving other threads a turn every `YIELD_EVERY` rows.
-
-    Building a large batch is pure Python, which keeps the GIL until the
-    interpreter forces a switch (5 ms). The writer is background work: an
-    event loop running in another thread should not wait for it, so it yields.
-    """
-    for index, row in enumerate(rows, 1):
-        yield row
-        if index % YIELD_EVERY == 0:
-            time.sleep(0)
+Building a large batch is pure Python, which keeps the GIL until the
+interpreter forces a switch (5 ms). The writer is background work: an event
+loop running in another thread should not wait for it, so it yields.
+"""
 
 
 def driver_instant(dialect: Dialect) -> Callable[[datetime], Any] | None:
@@ -56,12 +61,23 @@ def driver_instant(dialect: Dialect) -> Callable[[datetime], Any] | None:
     return None
 
 
+def driver_utc_form(dialect: Dialect) -> tuple[str, str] | None:
+    """`driver_instant`'s text as (date-time separator, suffix): the driver's form of a
+    UTC wall time is ``YYYY-MM-DD`` + separator + ``HH:MM:SS.ffffff`` + suffix."""
+    if dialect.name == "sqlite":
+        return " ", ""
+    if dialect.name == "postgresql":
+        return "T", "+00:00"
+    return None
+
+
 class DriverInsert:
     """An INSERT compiled once for a dialect, run with the driver's ``executemany``."""
 
     def __init__(self, statement: Insert, columns: Sequence[str], dialect: Dialect) -> None:
         compiled = statement.inline().compile(dialect=dialect, column_keys=list(columns))
         self.sql = compiled.string
+        self.dialect = dialect
         positions = compiled.positiontup
         self._shape: Callable[[tuple[Any, ...]], Any] | None
         if positions is None:  # named parameters (psycopg's %(name)s)
@@ -147,3 +163,62 @@ def copy_text(rows: list[tuple[str | None, ...]]) -> str:
 
 def _is_unique_violation(exc: BaseException) -> bool:
     return getattr(exc, "sqlstate", None) == "23505" or "UniqueViolation" in type(exc).__name__
+
+
+_RAW_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""A NUL in a string of the array (an escaped backslash before ``u0000`` is not one)."""
+
+
+class JsonArrayInsert:
+    """SQLite: a whole batch in one statement, from one JSON array of rows (``json_each``).
+
+    The driver's ``executemany`` steps the statement once per row and takes the
+    GIL back between rows; while an event loop keeps the GIL busy, each row
+    then waits out the interpreter's switch interval. Here SQLite parses the
+    array and inserts every row in a single step, without the GIL, so the
+    writer runs beside the loop instead of taking turns with it. A batch
+    orjson cannot encode (a string with a lone surrogate), or a SQLite built
+    without its JSON functions, goes through ``fallback``.
+    """
+
+    def __init__(self, statement: Insert, columns: Sequence[str], fallback: DriverInsert) -> None:
+        value: ColumnClause[Any] = column("value")
+        rows = (
+            select(
+                *[
+                    func.json_extract(value, literal_column(f"'$[{i}]'")).label(name)
+                    for i, name in enumerate(columns)
+                ]
+            )
+            .select_from(func.json_each(bindparam("rows")))
+            .where(true())  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
+        )
+        compiled = statement.from_select(list(columns), rows).compile(dialect=fallback.dialect)
+        self.sql = compiled.string
+        self._fallback = fallback
+        self._supported: bool | None = None
+
+    def execute(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (values in the order of ``columns``) in one statement."""
+        array = self._array(rows) if self._supported is not False else None
+        if array is not None:
+            try:
+                conn.exec_driver_sql(self.sql, (array,))
+                self._supported = True
+                return
+            except sa_exc.OperationalError as exc:
+                if self._supported or "no such" not in str(exc.orig):
+                    raise
+                self._supported = False  # this SQLite has no json_each
+        self._fallback.execute(conn, rows)
+
+    @staticmethod
+    def _array(rows: list[tuple[Any, ...]]) -> str | None:
+        """The JSON array of ``rows``, or None where it would not give back the same text."""
+        try:
+            array = orjson.dumps(rows)
+        except orjson.JSONEncodeError:  # a lone surrogate: the driver refuses it as well
+            return None
+        if b"\\u0000" in array and _RAW_NUL.search(array):  # json_extract cuts text at NUL
+            return None
+        return array.decode()

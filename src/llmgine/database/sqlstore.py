@@ -44,13 +44,14 @@ from llmgine.database import codec
 from llmgine.database._driver_rows import (
     CopyInsert,
     DriverInsert,
+    JsonArrayInsert,
     driver_instant,
-    sharing_the_gil,
+    driver_utc_form,
 )
 from llmgine.database.config import normalize_url
 from llmgine.database.connect import create_engine_for
-from llmgine.database.instants import parse_timestamp, to_utc, utc_now
-from llmgine.database.log_json import log_json
+from llmgine.database.instants import to_utc, utc_now
+from llmgine.database.log_rows import LOG_COLUMNS, MAX_NAME, DriverLogRows, log_values
 from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
 from llmgine.database.store import LogEntry, QuarantinedEvent
 from llmgine.errors import (
@@ -67,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 500
 """Ids per statement when a statement lists ids, well under every driver's parameter limit."""
-_MAX_NAME = 255
+_MAX_NAME = MAX_NAME
 
 
 @dataclass(frozen=True)
@@ -145,13 +146,24 @@ class SQLAlchemyStore:
                 _SCHEDULED_COLUMNS,
                 self._scheduled_insert,
             )
-        self._log_insert: DriverInsert | CopyInsert | None = self._driver_insert(
-            self._tables.log, _LOG_COLUMNS
+        self._log_insert: DriverInsert | CopyInsert | JsonArrayInsert | None = self._driver_insert(
+            self._tables.log, LOG_COLUMNS
         )
         if self._log_insert is not None and self._caps.copy:
             self._log_insert = CopyInsert(
-                _qualified_table(self._engine, self._tables.log), _LOG_COLUMNS, self._log_insert
+                _qualified_table(self._engine, self._tables.log), LOG_COLUMNS, self._log_insert
             )
+        elif self._log_insert is not None and engine.dialect.name == "sqlite":
+            assert self._caps.on_conflict is not None
+            self._log_insert = JsonArrayInsert(
+                self._caps.on_conflict(self._tables.log), LOG_COLUMNS, self._log_insert
+            )
+        utc_form = driver_utc_form(engine.dialect)
+        self._log_rows = (
+            DriverLogRows(self._caps.instant, utc_form)
+            if self._caps.instant is not None and utc_form is not None
+            else None
+        )
         self._prepare_statements()
 
     def _prepare_statements(self) -> None:
@@ -426,7 +438,7 @@ class SQLAlchemyStore:
                     event_class_name=row.event_class_name,
                     event_data=data,
                     scheduled_time=type_coerce(row.scheduled_time, NullType()),
-                    created_at=row.created_at,
+                    created_at=type_coerce(row.created_at, NullType()),
                     quarantine_reason=reason,
                 )
             )
@@ -473,7 +485,10 @@ class SQLAlchemyStore:
                 take = (
                     delete(t)
                     .where(t.c.id.in_(chosen.scalar_subquery()))
-                    .returning(*self._row_columns(), t.c.created_at)
+                    .returning(
+                        *self._row_columns(),
+                        type_coerce(t.c.created_at, NullType()).label("created_at"),
+                    )
                 )
                 rows = conn.execute(take).all()
                 events, refused = self._decode_all(rows)
@@ -522,26 +537,19 @@ class SQLAlchemyStore:
         if not events:
             return
         now = self._clock()
-        fast, to_driver = self._log_insert, self._caps.instant
-        if fast is not None and to_driver is not None:
-            created = to_driver(now)
-            rows = (
-                (event_id, name, data, session, to_driver(timestamp), created)
-                for event_id, name, data, session, timestamp in sharing_the_gil(
-                    _log_values(event, now) for event in events
-                )
-            )
+        fast, driver_rows = self._log_insert, self._log_rows
+        if fast is not None and driver_rows is not None:
+            rows = driver_rows.rows(events, now)
             if isinstance(fast, CopyInsert):
                 with self._begin("append") as conn:  # rows built as they stream to the server
                     fast.execute(conn, rows, len(events))
                 return
-            driver_rows = list(rows)  # built before the transaction: SQLite locks the whole file
+            built = list(rows)  # built before the transaction: SQLite locks the whole file
             with self._begin("append") as conn:
-                fast.execute(conn, driver_rows)
+                fast.execute(conn, built)
             return
         dict_rows = [
-            dict(zip(_LOG_COLUMNS, (*_log_values(event, now), now), strict=True))
-            for event in events
+            dict(zip(LOG_COLUMNS, (*log_values(event, now), now), strict=True)) for event in events
         ]
         with self._begin("append") as conn:
             self._insert_ignoring_duplicates(conn, self._tables.log, dict_rows)
@@ -635,41 +643,6 @@ def _scheduled_values(event: ScheduledEvent) -> tuple[str, str, Any, datetime]:
         )
     payload = codec.encode_event(event)
     return event.event_id, type(event).__name__, payload, to_utc(event.scheduled_time)
-
-
-_LOG_COLUMNS = (
-    "event_id",
-    "event_class_name",
-    "event_data",
-    "session_id",
-    "timestamp",
-    "created_at",
-)
-
-
-def _log_values(event: Event, now: datetime) -> tuple[str, str, str, str | None, datetime]:
-    """(event_id, class name, JSON text, session, timestamp instant) of a log entry.
-
-    Raises `RejectedDataError` for an event id the column cannot hold; any other
-    value that cannot be encoded is logged as its repr.
-    """
-    event_id = event.event_id
-    if type(event_id) is not str or len(event_id) > _MAX_NAME:
-        event_id = str(event_id)
-        if len(event_id) > _MAX_NAME:
-            raise RejectedDataError(
-                f"event_id of {type(event).__qualname__} is over {_MAX_NAME} characters"
-            )
-    session: str | None = event.session_id
-    if session is not None and (type(session) is not str or len(session) > _MAX_NAME):
-        session = str(session)[:_MAX_NAME]
-    return (
-        event_id,
-        type(event).__name__[:_MAX_NAME],
-        log_json(event),
-        session,
-        parse_timestamp(event.timestamp) or now,
-    )
 
 
 def _due_key(raw: Any) -> Any:

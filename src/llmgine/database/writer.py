@@ -145,23 +145,47 @@ class Writer:
     # --- submitting ---------------------------------------------------------------------
 
     def submit_log(self, event: Event) -> bool:
-        """Queue ``event`` for the event log; False if it was dropped (queue full or stopped)."""
+        """Queue ``event`` for the event log; False if it was dropped (queue full or stopped).
+
+        The common case takes no lock: a deque append is atomic, and the
+        writer marks itself idle before it looks at the queue for the last
+        time, so an append it could miss is always followed by a notify.
+        """
+        queue = self._log_queue
+        if (
+            self._thread is not None
+            and not self._stopping
+            and self._log is not None
+            and len(queue) < self._max_queue
+        ):
+            queue.append(event)
+            if self._idle or self._stopping:
+                self._wake_or_drop()
+            return True
         with self._cond:
-            if self._stopping or self._log is None or len(self._log_queue) >= self._max_queue:
+            if self._stopping or self._log is None or len(queue) >= self._max_queue:
                 self._dropped += 1
                 full = not self._stopping and self._log is not None
             else:
-                self._log_queue.append(event)
-                if self._thread is None:
-                    self._start_locked()
-                elif self._idle:  # a busy or lingering writer will find it anyway
-                    self._cond.notify()
+                queue.append(event)
+                self._start_locked()
+                self._cond.notify()
                 return True
         if full:
             self._faults.report(
                 "full", "event log queue full (%d); dropping new entries", self._max_queue
             )
         return False
+
+    def _wake_or_drop(self) -> None:
+        """After a lock-free append: wake an idle writer, or, if `stop` raced the append,
+        count what it left in the queue as dropped."""
+        with self._cond:
+            if self._stopping:
+                self._dropped += len(self._log_queue)
+                self._log_queue.clear()
+            else:
+                self._cond.notify()
 
     def submit_scheduled(self, events: Sequence[ScheduledEvent]) -> Future[None]:
         """Queue ``events`` for the scheduled store; the future resolves once they are committed.
@@ -244,7 +268,11 @@ class Writer:
             )
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=max(timeout or 0.0, 0.1))
-        return flushed and not (abandoned_log or abandoned)
+        with self._cond:  # entries that raced past the lock-free check in submit_log
+            late = len(self._log_queue)
+            self._dropped += late
+            self._log_queue.clear()
+        return flushed and not (abandoned_log or abandoned or late)
 
     def stats(self) -> WriterStats:
         with self._cond:
