@@ -27,19 +27,12 @@ from llmgine.database import (
 )
 from llmgine.database._driver_rows import driver_instant
 from llmgine.database.instants import parse_timestamp
+from llmgine.database.log_rows import LOG_COLUMNS
 from llmgine.database.memory import MemoryStore
 from llmgine.database.sqlstore import SQLAlchemyStore
 from llmgine.messages.events import Event
 from llmgine.messages.scheduled_events import ScheduledEvent
 
-LOG_COLUMNS = (
-    "event_id",
-    "event_class_name",
-    "event_data",
-    "session_id",
-    "timestamp",
-    "created_at",
-)
 SCHEDULED_COLUMNS = ("event_id", "event_class_name", "event_data", "scheduled_time", "created_at")
 
 

@@ -1,64 +1,53 @@
 """The SQLAlchemy store: `ScheduledEventStore` and `EventLog` over one engine.
 
 One class covers every SQLAlchemy dialect; what differs between them is
-computed once into `_Capabilities`. PostgreSQL claims with ``FOR UPDATE SKIP
-LOCKED``; SQLite ignores ``FOR UPDATE``, so there each claim is a single
-``UPDATE ... RETURNING`` inside a ``BEGIN IMMEDIATE`` transaction (see
+computed once into `Capabilities`. This module is the `ScheduledEventStore`
+half; the `EventLog` half is `SqlEventLog` (``_sqllog.py``), and both stand on
+`SqlBase` (``_sqlbase.py``: tables, lifecycle, transactions, error
+translation). PostgreSQL claims with ``FOR UPDATE SKIP LOCKED``; SQLite
+ignores ``FOR UPDATE``, so there each claim is a single ``UPDATE ...
+RETURNING`` inside a ``BEGIN IMMEDIATE`` transaction (see
 `llmgine.database.connect`), which SQLite runs one writer at a time.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-import zlib
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Connection,
-    Engine,
-    Insert,
     Text,
     and_,
     bindparam,
     cast,
     delete,
-    func,
     insert,
     or_,
     select,
     type_coerce,
     update,
 )
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.schema import CreateSchema
 from sqlalchemy.sql.sqltypes import NullType
 
 from llmgine.database import codec
 from llmgine.database._driver_rows import (
     CopyInsert,
     DriverInsert,
-    JsonArrayInsert,
-    driver_instant,
-    driver_utc_form,
 )
+from llmgine.database._sqlbase import chunks, first_line, qualified_table
+from llmgine.database._sqllog import SqlEventLog
 from llmgine.database.config import normalize_url
 from llmgine.database.connect import create_engine_for
 from llmgine.database.instants import to_utc, utc_now
-from llmgine.database.log_rows import LOG_COLUMNS, MAX_NAME, DriverLogRows, log_values
-from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
-from llmgine.database.store import LogEntry, QuarantinedEvent
+from llmgine.database.log_rows import MAX_NAME
+from llmgine.database.store import QuarantinedEvent
 from llmgine.errors import (
     DecodeError,
-    RejectedDataError,
-    SchemaVersionError,
-    StoreUnavailableError,
     UnstorableEventError,
 )
 from llmgine.messages.events import Event
@@ -66,53 +55,10 @@ from llmgine.messages.scheduled_events import ScheduledEvent
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 500
-"""Ids per statement when a statement lists ids, well under every driver's parameter limit."""
 _MAX_NAME = MAX_NAME
 
 
-@dataclass(frozen=True)
-class _Capabilities:
-    """What the dialect can do, decided once per store."""
-
-    schemas: bool
-    skip_locked: bool
-    returning: bool
-    on_conflict: Callable[[Any], Insert] | None
-    advisory_lock: bool
-    instant: Callable[[datetime], Any] | None
-    """How the driver takes an instant, when known (the fast insert path needs it)."""
-    copy: bool
-    """PostgreSQL through psycopg: large event-log batches go in with COPY."""
-
-    @classmethod
-    def of(cls, engine: Engine) -> _Capabilities:
-        dialect = engine.dialect
-        on_conflict: Callable[[Any], Insert] | None = None
-        if dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            on_conflict = lambda table: pg_insert(table).on_conflict_do_nothing(  # noqa: E731
-                index_elements=[table.c.event_id]
-            )
-        elif dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            on_conflict = lambda table: sqlite_insert(table).on_conflict_do_nothing(  # noqa: E731
-                index_elements=[table.c.event_id]
-            )
-        return cls(
-            schemas=dialect.name == "postgresql",
-            skip_locked=dialect.name == "postgresql",
-            returning=bool(dialect.update_returning and dialect.delete_returning),
-            on_conflict=on_conflict,
-            advisory_lock=dialect.name == "postgresql",
-            instant=driver_instant(dialect),
-            copy=dialect.name == "postgresql" and dialect.driver == "psycopg",
-        )
-
-
-class SQLAlchemyStore:
+class SQLAlchemyStore(SqlEventLog):
     """A `ScheduledEventStore` and `EventLog` on any SQLAlchemy engine.
 
     The store creates its schema and tables on first use (and again after
@@ -121,54 +67,19 @@ class SQLAlchemyStore:
     `from_url` owns its engine and disposes it in `close`.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        naming: Naming | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._engine = engine
-        self._naming = naming or Naming()
-        self._tables = tables_for(self._naming)
-        self._caps = _Capabilities.of(engine)
-        self._clock = clock
-        self._owns_engine = False
-        self._ready = False
-        self._setup_lock = threading.Lock()
-        self._where = engine.url.render_as_string(hide_password=True)
+    def _prepare(self) -> None:
+        super()._prepare()
         self._scheduled_insert: DriverInsert | CopyInsert | None = self._driver_insert(
             self._tables.scheduled, _SCHEDULED_COLUMNS
         )
         if self._scheduled_insert is not None and self._caps.copy:
             self._scheduled_insert = CopyInsert(
-                _qualified_table(self._engine, self._tables.scheduled),
+                qualified_table(self._engine, self._tables.scheduled),
                 _SCHEDULED_COLUMNS,
                 self._scheduled_insert,
             )
-        self._log_insert: DriverInsert | CopyInsert | JsonArrayInsert | None = self._driver_insert(
-            self._tables.log, LOG_COLUMNS
-        )
-        if self._log_insert is not None and self._caps.copy:
-            self._log_insert = CopyInsert(
-                _qualified_table(self._engine, self._tables.log), LOG_COLUMNS, self._log_insert
-            )
-        elif self._log_insert is not None and engine.dialect.name == "sqlite":
-            assert self._caps.on_conflict is not None
-            self._log_insert = JsonArrayInsert(
-                self._caps.on_conflict(self._tables.log), LOG_COLUMNS, self._log_insert
-            )
-        utc_form = driver_utc_form(engine.dialect)
-        self._log_rows = (
-            DriverLogRows(self._caps.instant, utc_form)
-            if self._caps.instant is not None and utc_form is not None
-            else None
-        )
-        self._prepare_statements()
-
-    def _prepare_statements(self) -> None:
-        """Build the statements the scheduler runs all the time once, with bound parameters:
-        building them per call costs more CPU than running them."""
+        # The statements the scheduler runs all the time, built once with bound
+        # parameters: building them per call costs more CPU than running them.
         t = self._tables.scheduled
         now = bindparam("p_now", type_=t.c.lease_until.type)
         claimable = and_(
@@ -196,12 +107,6 @@ class SQLAlchemyStore:
             select(t.c.scheduled_time).where(claimable).order_by(t.c.scheduled_time).limit(1)
         )
 
-    def _driver_insert(self, table: Any, columns: tuple[str, ...]) -> DriverInsert | None:
-        """The precompiled driver-level insert, where this dialect supports one."""
-        if self._caps.on_conflict is None or self._caps.instant is None:
-            return None
-        return DriverInsert(self._caps.on_conflict(table), columns, self._engine.dialect)
-
     @classmethod
     def from_url(
         cls, url: str, *, schema: str = "", clock: Callable[[], datetime] = utc_now
@@ -214,81 +119,7 @@ class SQLAlchemyStore:
         store._owns_engine = True
         return store
 
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
-    @property
-    def tables(self) -> Tables:
-        """The tables this store uses, named for its schema or prefix."""
-        return self._tables
-
-    @property
-    def naming(self) -> Naming:
-        return self._naming
-
-    def close(self) -> None:
-        if self._owns_engine:
-            self._engine.dispose()
-
     # --- schema -------------------------------------------------------------------
-
-    def setup(self) -> None:
-        """Create the schema and tables if missing and check ``schema_version``."""
-        with self._setup_lock:
-            if self._ready:
-                return
-            with self._errors("setup"), self._engine.begin() as conn:
-                self._create(conn)
-            self._ready = True
-
-    def _create(self, conn: Connection) -> None:
-        schema = self._naming.schema
-        if self._caps.advisory_lock:
-            key = zlib.crc32(f"llmgine:{schema}:{self._naming.prefix}".encode()) & 0x7FFFFFFF
-            conn.execute(select(func.pg_advisory_xact_lock(key)))
-        if schema and self._caps.schemas:
-            conn.execute(CreateSchema(schema, if_not_exists=True))
-        self._tables.metadata.create_all(conn, checkfirst=True)
-        meta = self._tables.meta
-        found = conn.scalar(select(meta.c.value).where(meta.c.key == "schema_version"))
-        if found is None:
-            conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(found) > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the tables at {self._where} have schema_version {found}, newer than "
-                f"{SCHEMA_VERSION} which this llmgine knows; upgrade llmgine to use them"
-            )
-
-    def drop(self) -> None:
-        """Drop this store's tables (not the schema). For tests and tear-down."""
-        with self._setup_lock, self._errors("drop"), self._engine.begin() as conn:
-            self._tables.metadata.drop_all(conn, checkfirst=True)
-            self._ready = False
-
-    @contextmanager
-    def _begin(self, operation: str) -> Iterator[Connection]:
-        if not self._ready:
-            self.setup()
-        with self._errors(operation), self._engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _errors(self, operation: str) -> Iterator[None]:
-        """Translate driver errors, in the one place they are translated."""
-        try:
-            yield
-        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-            raise RejectedDataError(
-                f"{operation} on {self._where} rejected: {_first_line(exc.orig)}"
-            ) from exc
-        except sa_exc.SQLAlchemyError as exc:
-            if _missing_table(exc):
-                self._ready = False
-            detail = _first_line(getattr(exc, "orig", None) or exc)
-            raise StoreUnavailableError(
-                f"{operation} on {self._where} failed: {type(exc).__name__}: {detail}"
-            ) from exc
 
     # --- ScheduledEventStore ---------------------------------------------------------
 
@@ -315,25 +146,6 @@ class SQLAlchemyStore:
         ]
         with self._begin("add") as conn:
             self._insert_ignoring_duplicates(conn, self._tables.scheduled, rows)
-
-    def _insert_ignoring_duplicates(
-        self, conn: Connection, table: Any, rows: list[dict[str, Any]]
-    ) -> None:
-        if self._caps.on_conflict is not None:
-            conn.execute(self._caps.on_conflict(table), rows)
-            return
-        ids = [row["event_id"] for row in rows]
-        present: set[str] = set()
-        for chunk in _chunks(ids):
-            present.update(
-                conn.scalars(select(table.c.event_id).where(table.c.event_id.in_(chunk)))
-            )
-        fresh: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            if row["event_id"] not in present:
-                fresh.setdefault(row["event_id"], row)
-        if fresh:
-            conn.execute(insert(table), list(fresh.values()))
 
     def _claimable(self, now: datetime) -> Any:
         t = self._tables.scheduled
@@ -374,7 +186,7 @@ class SQLAlchemyStore:
                 rows = conn.execute(self._claim, params).all()
             else:
                 ids = list(conn.scalars(self._chosen, params))
-                for chunk in _chunks(ids):
+                for chunk in chunks(ids):
                     conn.execute(
                         update(t)
                         .where(t.c.id.in_(chunk))
@@ -386,7 +198,7 @@ class SQLAlchemyStore:
     def _select_rows(self, conn: Connection, ids: list[int]) -> list[Any]:
         t = self._tables.scheduled
         rows: list[Any] = []
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             rows.extend(conn.execute(select(*self._row_columns()).where(t.c.id.in_(chunk))).all())
         return rows
 
@@ -464,7 +276,7 @@ class SQLAlchemyStore:
         t = self._tables.scheduled
         done = 0
         with self._begin("complete") as conn:
-            for chunk in _chunks(list(event_ids)):
+            for chunk in chunks(list(event_ids)):
                 result = conn.execute(delete(t).where(t.c.owner == owner, t.c.event_id.in_(chunk)))
                 done += int(result.rowcount)
         return done
@@ -498,7 +310,7 @@ class SQLAlchemyStore:
             # Without RETURNING: mark the chosen rows, decode, delete exactly those that decoded.
             token = f"take_all:{uuid.uuid4()}"
             ids = list(conn.scalars(chosen))
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=now)
                 )
@@ -533,101 +345,6 @@ class SQLAlchemyStore:
 
     # --- EventLog -------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        now = self._clock()
-        fast, driver_rows = self._log_insert, self._log_rows
-        if fast is not None and driver_rows is not None:
-            rows = driver_rows.rows(events, now)
-            if isinstance(fast, CopyInsert):
-                with self._begin("append") as conn:  # rows built as they stream to the server
-                    fast.execute(conn, rows, len(events))
-                return
-            built = list(rows)  # built before the transaction: SQLite locks the whole file
-            with self._begin("append") as conn:
-                fast.execute(conn, built)
-            return
-        dict_rows = [
-            dict(zip(LOG_COLUMNS, (*log_values(event, now), now), strict=True)) for event in events
-        ]
-        with self._begin("append") as conn:
-            self._insert_ignoring_duplicates(conn, self._tables.log, dict_rows)
-
-    def read(
-        self,
-        *,
-        session_id: str | None = None,
-        event_class: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_id: int | None = None,
-        limit: int | None = None,
-    ) -> list[LogEntry]:
-        t = self._tables.log
-        query = select(t).order_by(t.c.id)
-        if session_id is not None:
-            query = query.where(t.c.session_id == session_id)
-        if event_class is not None:
-            query = query.where(t.c.event_class_name == event_class)
-        if since is not None:
-            query = query.where(t.c.timestamp >= since)
-        if until is not None:
-            query = query.where(t.c.timestamp < until)
-        if after_id is not None:
-            query = query.where(t.c.id > after_id)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._begin("read") as conn:
-            return [
-                LogEntry(
-                    id=row.id,
-                    event_id=row.event_id,
-                    event_class_name=row.event_class_name,
-                    data=_json_or_text(row.event_data),
-                    session_id=row.session_id,
-                    timestamp=row.timestamp,
-                    created_at=row.created_at,
-                )
-                for row in conn.execute(query)
-            ]
-
-    def purge(self, older_than: datetime, *, batch_size: int = 1000) -> int:
-        if batch_size <= 0:
-            raise ValueError("batch_size must be positive")
-        t = self._tables.log
-        total = 0
-        while True:
-            batch = (
-                select(t.c.id).where(t.c.timestamp < older_than).order_by(t.c.id).limit(batch_size)
-            )
-            with self._begin("purge") as conn:
-                ids = list(conn.scalars(batch))
-                for chunk in _chunks(ids):
-                    conn.execute(delete(t).where(t.c.id.in_(chunk)))
-            total += len(ids)
-            if len(ids) < batch_size:
-                return total
-
-    def trim(self, keep: int, *, batch_size: int = 1000) -> int:
-        if batch_size <= 0 or keep < 0:
-            raise ValueError("batch_size must be positive and keep not negative")
-        t = self._tables.log
-        newest_dropped = select(t.c.id).order_by(t.c.id.desc()).offset(keep).limit(1)
-        with self._begin("trim") as conn:
-            last: int | None = conn.scalar(newest_dropped)
-        total = 0
-        while last is not None:
-            batch = select(t.c.id).where(t.c.id <= last).order_by(t.c.id).limit(batch_size)
-            with self._begin("trim") as conn:
-                ids = list(conn.scalars(batch))
-                for chunk in _chunks(ids):
-                    conn.execute(delete(t).where(t.c.id.in_(chunk)))
-            total += len(ids)
-            if len(ids) < batch_size:
-                break
-        return total
-
 
 _SCHEDULED_COLUMNS = ("event_id", "event_class_name", "event_data", "scheduled_time", "created_at")
 
@@ -652,17 +369,6 @@ def _due_key(raw: Any) -> Any:
     return raw.astimezone(UTC) if isinstance(raw, datetime) else raw
 
 
-def _qualified_table(engine: Engine, table: Any) -> str:
-    """The table's name as SQL, quoted by the dialect and schema-qualified if it has a schema."""
-    quote = engine.dialect.identifier_preparer.quote
-    return f"{quote(table.schema)}.{quote(table.name)}" if table.schema else quote(table.name)
-
-
-def _chunks(items: list[Any]) -> Iterator[list[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
 def _check_name(what: str, value: object, event: Event) -> None:
     if not isinstance(value, str) or not value or len(value) > _MAX_NAME or "\x00" in value:
         raise UnstorableEventError(
@@ -671,24 +377,7 @@ def _check_name(what: str, value: object, event: Event) -> None:
         )
 
 
-def _first_line(error: object) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _reason(exc: Exception) -> str:
     if isinstance(exc, DecodeError):
         return str(exc)
-    return f"malformed payload: {type(exc).__name__}: {_first_line(exc)}"
-
-
-def _missing_table(exc: sa_exc.SQLAlchemyError) -> bool:
-    text = str(getattr(exc, "orig", exc)).lower()
-    return "no such table" in text or "does not exist" in text or "undefinedtable" in text
-
-
-def _json_or_text(text: str) -> Any:
-    try:
-        return codec.loads(text)
-    except ValueError:
-        return text
+    return f"malformed payload: {type(exc).__name__}: {first_line(exc)}"
