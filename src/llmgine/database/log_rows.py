@@ -49,14 +49,20 @@ def log_values(event: Event, now: datetime) -> tuple[str, str, str, str | None, 
     return event_id, name, data, session, parse_timestamp(event.timestamp) or now
 
 
+def _checked_id(event: Event) -> str:
+    """``event``'s id as text; `RejectedDataError` if the column cannot hold it."""
+    event_id = str(event.event_id)
+    if len(event_id) > MAX_NAME:
+        raise RejectedDataError(
+            f"event_id of {type(event).__qualname__} is over {MAX_NAME} characters"
+        )
+    return event_id
+
+
 def _fields(event: Event) -> tuple[str, str, str, str | None]:
     event_id = event.event_id
     if type(event_id) is not str or len(event_id) > MAX_NAME:
-        event_id = str(event_id)
-        if len(event_id) > MAX_NAME:
-            raise RejectedDataError(
-                f"event_id of {type(event).__qualname__} is over {MAX_NAME} characters"
-            )
+        event_id = _checked_id(event)
     session: str | None = event.session_id
     if session is not None and (type(session) is not str or len(session) > MAX_NAME):
         session = str(session)[:MAX_NAME]
@@ -91,11 +97,31 @@ class DriverLogRows:
         if zone != self._zone:  # the process's zone changed: cached offsets are stale
             self._seconds.clear()
             self._zone = zone
-        stamp = self._stamp
-        for index, event in enumerate(events, 1):
-            yield (*_fields(event), stamp(event.timestamp, created), created)
-            if index % YIELD_EVERY == 0:
-                time.sleep(0)  # background work: let an event loop in another thread run
+        # The common case inline (this loop runs for every published event): a canonical
+        # event id and session, and a timestamp in a second already converted.
+        seconds, suffix, slow_stamp = self._seconds, self._suffix, self._stamp
+        for start in range(0, len(events), YIELD_EVERY):
+            for event in events[start : start + YIELD_EVERY]:
+                event_id, value = event.event_id, event.timestamp
+                session: str | None = event.session_id
+                if type(event_id) is not str or len(event_id) > MAX_NAME:
+                    event_id = _checked_id(event)
+                if session is not None and (type(session) is not str or len(session) > MAX_NAME):
+                    session = str(session)[:MAX_NAME]
+                if (
+                    type(value) is str
+                    and len(value) == _WALL
+                    and (utc := seconds.get(value[:19])) is not None
+                    and value[19] == "."
+                    and value[20:].isdigit()
+                    and value.isascii()
+                ):
+                    stamp = utc + value[19:] + suffix
+                else:
+                    stamp = slow_stamp(value, created)
+                name = type(event).__name__
+                yield event_id, name[:MAX_NAME], log_json(event), session, stamp, created
+            time.sleep(0)  # background work: let an event loop in another thread run
 
     def _stamp(self, value: object, created: str) -> str:
         """``value`` (an event's timestamp) as driver text; ``created`` if it is no instant."""
