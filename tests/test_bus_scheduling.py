@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from llmgine.database.instants import to_utc, utc_now
 from llmgine.errors import UnstorableEventError
 from llmgine.messages import Event, ScheduledEvent, SessionID, register_scheduled_event_class
 from llmgine_conformance.backends import Backend, MemoryBackend, SqlBackend
+from llmgine_conformance.test_datetimes import process_time_zone
 
 TIMEOUT = 5.0
 """Upper bound for anything that should happen soon; a hang fails instead of blocking."""
@@ -119,17 +118,8 @@ async def bus() -> AsyncIterator[MessageBus]:
 @pytest.fixture
 def far_from_utc() -> Iterator[None]:
     """Local time five hours behind UTC, so a naive time read as UTC would be wrong."""
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "XST+05"
-    time.tzset()
-    try:
+    with process_time_zone("XST+05"):
         yield
-    finally:
-        if saved is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
 
 
 # --- on time -------------------------------------------------------------------------
