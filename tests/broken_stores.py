@@ -43,8 +43,8 @@ class _MemoryBackendOf(MemoryBackend):
         self.store_class = store_class
         self.name = store_class.__name__
 
-    def open(self, *, clock: Clock = utc_now) -> MemoryStore:
-        return self.store_class(self.database, clock=clock)
+    def open(self, *, clock: Clock | None = None) -> MemoryStore:
+        return self.store_class(self.database, clock=clock or utc_now)
 
 
 # --- (a) deletes the rows it cannot decode ----------------------------------------------------
@@ -147,7 +147,7 @@ class RaisesRawErrors(SQLAlchemyStore):
 class _RawErrorsBackend(SqlBackend):
     """A `SqlBackend` whose stores are `RaisesRawErrors` on the backend's own engines."""
 
-    def open(self, *, clock: Clock = utc_now) -> SQLAlchemyStore:
+    def open(self, *, clock: Clock | None = None) -> SQLAlchemyStore:
         store = super().open(clock=clock)  # the engine, with the FaultInjector attached
         return RaisesRawErrors(store.engine, naming=store.naming, clock=clock)
 

@@ -81,8 +81,11 @@ class Backend(ABC):
     faults: FaultInjector | None = None
 
     @abstractmethod
-    def open(self, *, clock: Clock = utc_now) -> Any:
-        """A new store (`ScheduledEventStore`, and `EventLog` with EVENT_LOG) on this location."""
+    def open(self, *, clock: Clock | None = None) -> Any:
+        """A new store (`ScheduledEventStore`, and `EventLog` with EVENT_LOG) on this location.
+
+        ``clock`` replaces the store's clock (CLOCK); None keeps the store's own,
+        which for a database server may be the server's clock."""
 
     def insert_raw(
         self, *, event_id: str, event_class_name: str, event_data: str, due: datetime
@@ -142,8 +145,8 @@ class StoreFactoryBackend(Backend):
         self.capabilities = capabilities
         self._stores: list[Any] = []
 
-    def open(self, *, clock: Clock = utc_now) -> Any:
-        store = self._open_store(clock)
+    def open(self, *, clock: Clock | None = None) -> Any:
+        store = self._open_store(clock or utc_now)
         self._stores.append(store)
         return store
 
@@ -162,8 +165,8 @@ class MemoryBackend(Backend):
     def __init__(self) -> None:
         self.database = MemoryDatabase()
 
-    def open(self, *, clock: Clock = utc_now) -> MemoryStore:
-        return MemoryStore(self.database, clock=clock)
+    def open(self, *, clock: Clock | None = None) -> MemoryStore:
+        return MemoryStore(self.database, clock=clock or utc_now)
 
     def insert_raw(
         self, *, event_id: str, event_class_name: str, event_data: str, due: datetime
@@ -203,7 +206,7 @@ class SqlBackend(Backend):
             url = url.update_query_dict({"application_name": self._application_name})
         return create_engine_for(url)
 
-    def open(self, *, clock: Clock = utc_now) -> SQLAlchemyStore:
+    def open(self, *, clock: Clock | None = None) -> SQLAlchemyStore:
         engine = self._engine()
         if self.faults is not None:
             self.faults.attach(engine)

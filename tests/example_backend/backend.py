@@ -45,8 +45,8 @@ class FileBackend(Backend):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def open(self, *, clock: Clock = utc_now) -> FileStore:
-        return FileStore(self.path, clock=clock)
+    def open(self, *, clock: Clock | None = None) -> FileStore:
+        return FileStore(self.path, clock=clock or utc_now)
 
     def insert_raw(
         self, *, event_id: str, event_class_name: str, event_data: str, due: datetime

@@ -218,9 +218,13 @@ class FileStore:
                 row.lease_until = until
         return {row.event_id for row in held}
 
-    def release(self, owner: str) -> int:
+    def release(self, owner: str, event_ids: Collection[str] | None = None) -> int:
         with self._transaction() as document:
-            held = [row for row in document.scheduled if row.owner == owner]
+            held = [
+                row
+                for row in document.scheduled
+                if row.owner == owner and (event_ids is None or row.event_id in event_ids)
+            ]
             for row in held:
                 row.owner = row.lease_until = None
         return len(held)
@@ -232,6 +236,9 @@ class FileStore:
             done = len(document.scheduled) - len(kept)
             document.scheduled = kept
         return done
+
+    def now(self) -> datetime:
+        return to_utc(self._clock())
 
     def take_all(self) -> list[ScheduledEvent]:
         now = to_utc(self._clock())

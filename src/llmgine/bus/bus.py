@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Callable
 from contextvars import Context, ContextVar
 from datetime import datetime, timedelta
 
@@ -68,7 +69,8 @@ class MessageBus:
     once; after a crash, leases expire and any live bus takes over. Events
     that fell due while no bus ran fire once when one starts, unless later
     than ``misfire_grace``: those are dropped and reported as a
-    `ScheduledEventMissed` event.
+    `ScheduledEventMissed` event. ``clock`` is this process's wall clock
+    (tests replace it); due instants are measured on the store's clock.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class MessageBus:
         poll_interval: float = SchedulerSettings.poll_interval,
         publish_timeout: float = SchedulerSettings.publish_timeout,
         log_retention: Retention | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if store is None and (event_log is not None or log_retention is not None):
             raise ValueError(
@@ -102,6 +105,7 @@ class MessageBus:
             publish_timeout=publish_timeout,
             misfire_grace=misfire_grace,
         )
+        self._clock = clock
         self._scheduler: DurableScheduler | None = None
         self._stop_timeout = stop_timeout
         self._registry = HandlerRegistry()
@@ -133,7 +137,11 @@ class MessageBus:
             self._queue = asyncio.Queue()
             self._task = loop.create_task(self._process(self._queue), name="llmgine-bus")
             self._scheduler = DurableScheduler(
-                store, fire=self._on_due, on_missed=self._on_missed, settings=self._settings
+                store,
+                fire=self._on_due,
+                on_missed=self._on_missed,
+                settings=self._settings,
+                clock=self._clock,
             )
             await self._scheduler.start()
             self._running = True
@@ -295,13 +303,15 @@ class MessageBus:
         assert self._queue is not None
         self._queue.put_nowait((event, done))
 
-    @classmethod
-    def _is_later(cls, event: Event) -> bool:
+    def _is_later(self, event: Event) -> bool:
         """True for a scheduled event due after now."""
-        return cls._due_later(event) is not None
+        return self._due_later(event) is not None
 
-    @staticmethod
-    def _due_later(event: Event) -> datetime | None:
+    def _now(self) -> datetime:
+        """Now on the store's clock while running (the scheduler measures it), else ours."""
+        return self._clock() if self._scheduler is None else self._scheduler.now()
+
+    def _due_later(self, event: Event) -> datetime | None:
         """The due instant of a scheduled event due after now; None for any other event."""
         if not isinstance(event, ScheduledEvent):
             return None
@@ -311,7 +321,7 @@ class MessageBus:
                 f"{type(event.scheduled_time).__name__}, not a datetime"
             )
         due = to_utc(event.scheduled_time)
-        return due if due > utc_now() else None
+        return due if due > self._now() else None
 
     @staticmethod
     def _check_storable(event: ScheduledEvent) -> None:

@@ -9,11 +9,26 @@
   publish and every ``poll_interval``; leases are renewed every third of the
   lease; an event whose lease was lost is dropped from this instance. Events
   due later stay in the database, so memory and CPU do not grow with them.
+  Claims and renewals never overlap, and each renewal reconciles: a row the
+  database says this instance holds but memory does not know (a claim whose
+  answer was lost) is released, so no row stays owned by an instance that
+  forgot it.
+- **Fenced.** Each held event carries a deadline on the monotonic clock: the
+  start of the claim or renewal that last confirmed it, plus the lease less a
+  margin. An event due past its deadline (the process was frozen, or renewals
+  failed) is not fired blind: it waits for a renewal, fires if the lease is
+  still this instance's, and is dropped if not.
+- **On the store's clock.** Due instants and leases are measured on the
+  store's clock (`ScheduledEventStore.now`; PostgreSQL's own clock for the SQL
+  store). The scheduler measures its process clock against it at start and at
+  every renewal, so a process whose clock is off fires neither early nor
+  with stolen leases.
 - **On time.** Claimed events wait in a `TimerHeap` and fire at their due
   instant; once the bus has run their handlers they are completed (deleted),
   in batches. Delivery is at-least-once: an instance that dies after a
   delivery but before its completion commits leaves the event to be
-  delivered again, with the same ``event_id``, after its lease expires.
+  delivered again, with the same ``event_id``, after its lease expires. An
+  instance never delivers an event twice itself, even if it claims it again.
 - **Misfires.** An event later than ``misfire_grace`` when it fires is not
   delivered; it is completed, logged, counted and reported to ``on_missed``.
 - **Stop.** `stop` flushes pending writes and completions and releases every
@@ -46,6 +61,12 @@ logger = logging.getLogger(__name__)
 
 COMPLETE_INTERVAL_S = 0.05
 CLAIM_BATCH = 1000
+LEASE_MARGIN = 0.1
+"""The share of a lease kept in hand: an event fires only within the first 90% of the
+lease its last claim or renewal started (covers clock-rate differences and latency)."""
+RETRY_S = 1.0
+"""Seconds between renewals while an event waits for its lease to be confirmed."""
+SKEW_WARNING = timedelta(seconds=1)
 _STORE_FAULTS = (Exception,)
 """A store call that raises anything is a database fault to report, never a reason for a
 background loop to die or for `publish` to raise (a third-party store may raise anything)."""
@@ -85,6 +106,10 @@ class SchedulerStats:
     completed: int = 0
     missed: int = 0
     lost_leases: int = 0
+    fenced: int = 0
+    """Events due after their lease's deadline passed, held back until a renewal answered."""
+    released_unknown: int = 0
+    """Rows held in the database but unknown in memory (a claim's answer lost), released."""
 
 
 def new_owner_id() -> str:
@@ -110,34 +135,63 @@ class DurableScheduler:
         self.stats = SchedulerStats()
         self._fire_event = fire
         self._on_missed = on_missed
-        self._clock = clock
-        self._timers = TimerHeap(self._fire, clock=clock)
+        self._process_clock = clock
+        self._offset = timedelta(0)
+        """The store's clock minus the process clock, as last measured (never overstated)."""
+        self._timers = TimerHeap(self._fire, clock=self.now)
         self._writer = Writer(scheduled=store, name="llmgine-scheduler-writer")
         self._faults = FaultLog(logger)
         self._waiting: dict[str, ScheduledEvent] = {}
         """Events in the timer heap, by id."""
         self._claimed: set[str] = set()
         """Ids this instance holds a lease on (waiting or being delivered)."""
+        self._deadline: dict[str, float] = {}
+        """For held ids: until when (loop time) their lease is known to be this instance's."""
+        self._unconfirmed: dict[str, ScheduledEvent] = {}
+        """Events due after their deadline: they fire once a renewal confirms the lease."""
         self._unsaved: set[str] = set()
         """Ids published here whose row is not committed yet (fire from memory)."""
-        self._delivered_unsaved: set[str] = set()
-        """Ids delivered from memory whose row may still appear: complete it when claimed."""
+        self._fired: set[str] = set()
+        """Ids fired here and not completed yet: never fired here again, even if re-claimed."""
+        self._finished: set[str] = set()
+        """Fired ids whose handlers have run: complete them once held."""
         self._to_complete: set[str] = set()
         self._in_flight: deque[tuple[float, asyncio.Future[bool], ScheduledEvent]] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._lease_lock = asyncio.Lock()
+        """Claims and renewals one at a time: a renewal's answer is then never older than a
+        claim it is compared with."""
+        self._claim_unsure = False
+        """A claim failed: it may have committed, so the next renewal must reconcile."""
         self._wake = asyncio.Event()
+        self._renew_now = asyncio.Event()
         self._completions = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def __len__(self) -> int:
-        return len(self._waiting)
+        return len(self._waiting) + len(self._unconfirmed)
+
+    def now(self) -> datetime:
+        """The current instant on the store's clock, as this process best knows it."""
+        return self._process_clock() + self._offset
+
+    @property
+    def clock_offset(self) -> timedelta:
+        """The store's clock minus this process's, as measured (zero within measurement)."""
+        return self._offset
+
+    def waiting(self) -> list[ScheduledEvent]:
+        """The events held in memory, due soonest first."""
+        events = [*self._waiting.values(), *self._unconfirmed.values()]
+        return sorted(events, key=lambda e: to_utc(e.scheduled_time))
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Claim what is due within the horizon, then keep claiming, renewing, completing."""
         loop = asyncio.get_running_loop()
+        await self._measure_clock()
         self._timers.start(loop)
         await self._claim()
         self._tasks = [
@@ -155,6 +209,7 @@ class DurableScheduler:
         """
         self._stopping.set()
         self._wake.set()
+        self._renew_now.set()
         self._completions.set()
         self._timers.drain()
 
@@ -181,7 +236,9 @@ class DurableScheduler:
             )
         await asyncio.to_thread(self._writer.stop, 0.0 if self._unsaved else flush_timeout)
         self._waiting.clear()
+        self._unconfirmed.clear()
         self._claimed.clear()
+        self._deadline.clear()
 
     # --- scheduling ----------------------------------------------------------------------
 
@@ -211,7 +268,7 @@ class DurableScheduler:
         if saved:
             self.stats.committed += 1
             due = to_utc(event.scheduled_time) if due is None else due
-            if due <= self._clock() + self.settings.horizon:
+            if due <= self.now() + self.settings.horizon:
                 self._wake.set()
 
     def _committed(
@@ -269,9 +326,21 @@ class DurableScheduler:
     # --- firing and completing -------------------------------------------------------------
 
     def _fire(self, event: ScheduledEvent) -> None:
-        if self._waiting.pop(event.event_id, None) is None:
+        event_id = event.event_id
+        if self._waiting.pop(event_id, None) is None:
             return  # its lease was lost meanwhile
-        late = self._clock() - to_utc(event.scheduled_time)
+        if event_id in self._claimed and self._loop_time() >= self._deadline.get(event_id, 0.0):
+            # The lease may have expired (a frozen process, failing renewals): another
+            # instance may hold the event now. Fire only once a renewal says it is ours.
+            self.stats.fenced += 1
+            self._unconfirmed[event_id] = event
+            self._renew_now.set()
+            return
+        self._deliver(event)
+
+    def _deliver(self, event: ScheduledEvent) -> None:
+        self._fired.add(event.event_id)
+        late = self.now() - to_utc(event.scheduled_time)
         grace = self.settings.misfire_grace
         if grace is not None and late > grace:
             self.stats.missed += 1
@@ -289,12 +358,14 @@ class DurableScheduler:
         self._fire_event(event)
 
     def delivered(self, event: ScheduledEvent) -> None:
-        """The bus ran ``event``'s handlers: complete it (or remember it, if not yet saved)."""
-        if event.event_id in self._claimed:
-            self._to_complete.add(event.event_id)
+        """The bus ran ``event``'s handlers: complete it (once held, if not yet saved)."""
+        event_id = event.event_id
+        if event_id not in self._fired:
+            return  # not one of the scheduler's (an event published already due)
+        self._finished.add(event_id)
+        if event_id in self._claimed:
+            self._to_complete.add(event_id)
             self._completions.set()
-        elif event.event_id in self._unsaved:
-            self._delivered_unsaved.add(event.event_id)
 
     async def _complete(self) -> None:
         if not self._to_complete:
@@ -307,7 +378,12 @@ class DurableScheduler:
             self._to_complete |= ids
             self._completions.set()  # retried after the batch window
             return
+        self._faults.reset("complete")
         self._claimed -= ids
+        self._fired -= ids
+        self._finished -= ids
+        for event_id in ids:
+            self._deadline.pop(event_id, None)
         self.stats.completed += done
 
     async def _idle(self, seconds: float) -> bool:
@@ -326,36 +402,81 @@ class DurableScheduler:
             if not running:
                 return
 
+    # --- the store's clock --------------------------------------------------------------------
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _measure_clock(self) -> None:
+        """Read the store's clock and keep the offset to this process's clock.
+
+        The reading was taken between ``before`` and ``after``; if it lies within,
+        the clocks agree (offset zero), else the offset is taken at its smallest
+        possible value, so the scheduler's notion of the store's time is never
+        ahead of it: an event may fire a round trip late, never early.
+        """
+        before = self._process_clock()
+        try:
+            store_now = to_utc(await asyncio.to_thread(self.store.now))
+        except _STORE_FAULTS as exc:
+            self._faults.report("clock", "the store's clock not read: %s", exc)
+            return
+        after = self._process_clock()
+        offset = timedelta(0) if before <= store_now <= after else store_now - after
+        if abs(offset - self._offset) > SKEW_WARNING:
+            logger.warning(
+                "this process's clock differs from the store's by %.3f s; "
+                "scheduling on the store's clock",
+                -offset.total_seconds(),
+            )
+        if offset != self._offset:
+            self._offset = offset
+            self._timers.rearm()
+
     # --- claiming and renewing ----------------------------------------------------------------
 
     async def _claim(self) -> None:
-        due_before = self._clock() + self.settings.horizon
-        try:
-            events = await asyncio.to_thread(
-                self.store.claim,
-                self.owner,
-                due_before=due_before,
-                lease=self.settings.lease,
-                limit=CLAIM_BATCH,
-            )
-        except _STORE_FAULTS as exc:
-            self._faults.report("claim", "scheduled events not claimed: %s", exc)
-            return
-        self._faults.reset("claim")
-        for event in events:
-            if self._stopping.is_set():  # claimed as the bus stopped: `stop` releases it
-                break
-            self.stats.claimed += 1
-            self._claimed.add(event.event_id)
-            self._unsaved.discard(event.event_id)
-            if event.event_id in self._delivered_unsaved:
-                self._delivered_unsaved.discard(event.event_id)
-                self._to_complete.add(event.event_id)
-                self._completions.set()
-            else:
-                self._wait_for(event)
+        async with self._lease_lock:
+            started = self._loop_time()
+            try:
+                events = await asyncio.to_thread(
+                    self.store.claim,
+                    self.owner,
+                    due_before=self.now() + self.settings.horizon,
+                    lease=self.settings.lease,
+                    limit=CLAIM_BATCH,
+                )
+            except _STORE_FAULTS as exc:
+                self._faults.report("claim", "scheduled events not claimed: %s", exc)
+                self._claim_unsure = True  # it may have committed: reconcile at the next renewal
+                self._renew_now.set()
+                return
+            self._faults.reset("claim")
+            deadline = started + self._lease_s * (1 - LEASE_MARGIN)
+            for event in events:
+                if self._stopping.is_set():  # claimed as the bus stopped: `stop` releases it
+                    break
+                self._held(event, deadline)
         if len(events) == CLAIM_BATCH:
             self._wake.set()
+
+    def _held(self, event: ScheduledEvent, deadline: float) -> None:
+        """A claim returned ``event``: hold it until ``deadline`` and fire it when due."""
+        event_id = event.event_id
+        self.stats.claimed += 1
+        self._claimed.add(event_id)
+        self._deadline[event_id] = deadline
+        self._unsaved.discard(event_id)
+        if event_id not in self._fired:
+            self._wait_for(event)
+        elif event_id in self._finished:  # delivered here already: complete, never re-deliver
+            self._to_complete.add(event_id)
+            self._completions.set()
+
+    @property
+    def _lease_s(self) -> float:
+        return self.settings.lease.total_seconds()
 
     async def _claim_loop(self) -> None:
         while True:
@@ -367,20 +488,64 @@ class DurableScheduler:
             await self._claim()
 
     async def _renew_loop(self) -> None:
-        interval = self.settings.lease.total_seconds() / 3
-        while await self._idle(interval):
-            if not self._claimed:
-                continue
+        interval = self._lease_s / 3
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._renew_now.wait(), interval)
+            self._renew_now.clear()
+            if self._stopping.is_set():
+                return
+            await self._measure_clock()
+            if self._claimed or self._claim_unsure:
+                await self._renew()
+            if self._unconfirmed and not self._renew_now.is_set():
+                asyncio.get_running_loop().call_later(RETRY_S, self._renew_now.set)
+
+    async def _renew(self) -> None:
+        async with self._lease_lock:
+            known = set(self._claimed)
+            started = self._loop_time()
             try:
                 held = await asyncio.to_thread(
                     self.store.renew, self.owner, lease=self.settings.lease
                 )
             except _STORE_FAULTS as exc:
                 self._faults.report("renew", "leases not renewed: %s", exc)
-                continue
-            lost = self._claimed - held - self._to_complete
-            for event_id in lost:
-                self._claimed.discard(event_id)
-                if self._waiting.pop(event_id, None) is not None:
-                    self.stats.lost_leases += 1
-                    logger.warning("lease on scheduled event %s lost; not delivering it", event_id)
+                return
+            self._faults.reset("renew")
+            self._claim_unsure = False
+            unknown = held - known
+            if unknown:
+                await self._release_unknown(unknown)
+        deadline = started + self._lease_s * (1 - LEASE_MARGIN)
+        for event_id in known & held & self._claimed:
+            self._deadline[event_id] = deadline
+        for event_id in (known - held) & self._claimed:
+            self._lost(event_id)
+        now = self._loop_time()
+        for event_id, event in list(self._unconfirmed.items()):
+            if self._deadline.get(event_id, 0.0) > now:
+                del self._unconfirmed[event_id]
+                self._deliver(event)
+
+    async def _release_unknown(self, unknown: set[str]) -> None:
+        """Rows this instance holds that memory does not know: a claim committed but its
+        answer was lost. Release them, so a claim (here or elsewhere) delivers them."""
+        try:
+            released = await asyncio.to_thread(self.store.release, self.owner, unknown)
+        except _STORE_FAULTS as exc:
+            self._faults.report("release", "unknown held rows not released: %s", exc)
+            self._claim_unsure = True
+            return
+        self.stats.released_unknown += released
+        self._wake.set()
+        logger.warning("released %d scheduled events held without this bus knowing", released)
+
+    def _lost(self, event_id: str) -> None:
+        """The database no longer says ``event_id`` is held here: never deliver it here."""
+        self._claimed.discard(event_id)
+        self._deadline.pop(event_id, None)
+        event = self._waiting.pop(event_id, None) or self._unconfirmed.pop(event_id, None)
+        if event is not None:
+            self.stats.lost_leases += 1
+            logger.warning("lease on scheduled event %s lost; not delivering it", event_id)

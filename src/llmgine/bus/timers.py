@@ -52,6 +52,10 @@ class TimerHeap:
         if self._armed_for is None or due < self._armed_for:
             self._arm()
 
+    def rearm(self) -> None:
+        """Re-arm the timer: the clock was corrected."""
+        self._arm()
+
     def drain(self) -> list[ScheduledEvent]:
         """Stop firing and return every event not yet fired, in due order."""
         self._disarm()

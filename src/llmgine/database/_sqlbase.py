@@ -44,6 +44,8 @@ class Capabilities:
     """PostgreSQL through psycopg: large event-log batches go in with COPY."""
     json_array: bool
     """SQLite: an event-log batch goes in as one statement from a JSON array."""
+    server_clock: bool
+    """PostgreSQL: leases are measured on the server's clock (``statement_timestamp()``)."""
 
     @classmethod
     def of(cls, engine: Engine) -> Capabilities:
@@ -70,6 +72,7 @@ class Capabilities:
             instant=driver_instant(dialect),
             copy=dialect.name == "postgresql" and dialect.driver == "psycopg",
             json_array=dialect.name == "sqlite",
+            server_clock=dialect.name == "postgresql",
         )
 
 
@@ -81,13 +84,16 @@ class SqlBase:
         engine: Engine,
         *,
         naming: Naming | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._engine = engine
         self._naming = naming or Naming()
         self._tables = tables_for(self._naming)
         self._caps = Capabilities.of(engine)
-        self._clock = clock
+        self._clock = clock or utc_now
+        self._server_clock = clock is None and self._caps.server_clock
+        """Leases on the database server's clock: no clock given and the server has one.
+        SQLite runs in this process, on the host's clock. A given clock (tests) wins."""
         self._owns_engine = False
         self._ready = False
         self._setup_lock = threading.Lock()

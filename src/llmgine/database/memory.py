@@ -140,9 +140,11 @@ class MemoryStore:
                 row.lease_until = until
             return {row.event_id for row in held}
 
-    def release(self, owner: str) -> int:
+    def release(self, owner: str, event_ids: Collection[str] | None = None) -> int:
         with self.database.lock:
-            held = [r for r in self.database.scheduled.values() if r.owner == owner]
+            rows = self.database.scheduled
+            chosen = rows.values() if event_ids is None else (rows.get(i) for i in set(event_ids))
+            held = [r for r in chosen if r is not None and r.owner == owner]
             for row in held:
                 row.owner, row.lease_until = None, None
             return len(held)
@@ -169,6 +171,9 @@ class MemoryStore:
         with self.database.lock:
             dues = [r.due for r in self.database.scheduled.values() if self._claimable(r, now)]
             return min(dues, default=None)
+
+    def now(self) -> datetime:
+        return to_utc(self._clock())
 
     def quarantined(self) -> list[QuarantinedEvent]:
         with self.database.lock:

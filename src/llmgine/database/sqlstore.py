@@ -21,11 +21,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Connection,
+    Interval,
     Text,
     and_,
     bindparam,
     cast,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -43,7 +45,7 @@ from llmgine.database._sqlbase import chunks, first_line, qualified_table
 from llmgine.database._sqllog import SqlEventLog
 from llmgine.database.config import normalize_url
 from llmgine.database.connect import create_engine_for
-from llmgine.database.instants import to_utc, utc_now
+from llmgine.database.instants import to_utc
 from llmgine.database.log_rows import MAX_NAME
 from llmgine.database.store import QuarantinedEvent
 from llmgine.errors import (
@@ -81,10 +83,18 @@ class SQLAlchemyStore(SqlEventLog):
         # The statements the scheduler runs all the time, built once with bound
         # parameters: building them per call costs more CPU than running them.
         t = self._tables.scheduled
-        now = bindparam("p_now", type_=t.c.lease_until.type)
+        now: Any
+        lease_until: Any
+        if self._server_clock:
+            now = func.statement_timestamp()
+            lease_until = now + bindparam("p_lease", type_=Interval())
+        else:
+            now = bindparam("p_now", type_=t.c.lease_until.type)
+            lease_until = bindparam("p_lease_until", type_=t.c.lease_until.type)
         claimable = and_(
             t.c.quarantine_reason.is_(None), or_(t.c.owner.is_(None), t.c.lease_until < now)
         )
+        self._claimable = claimable
         self._chosen = (
             select(t.c.id)
             .where(claimable, t.c.scheduled_time <= bindparam("p_due_before"))
@@ -95,21 +105,28 @@ class SQLAlchemyStore(SqlEventLog):
         self._claim = (
             update(t)
             .where(t.c.id.in_(self._chosen.scalar_subquery()))
-            .values(owner=bindparam("p_owner"), lease_until=bindparam("p_lease_until"))
+            .values(owner=bindparam("p_owner"), lease_until=lease_until)
             .returning(*self._row_columns())
         )
         self._renew = (
-            update(t)
-            .where(t.c.owner == bindparam("p_owner"))
-            .values(lease_until=bindparam("p_lease_until"))
+            update(t).where(t.c.owner == bindparam("p_owner")).values(lease_until=lease_until)
         )
+        self._now = select(now)
         self._next_due = (
             select(t.c.scheduled_time).where(claimable).order_by(t.c.scheduled_time).limit(1)
         )
 
+    def _at_now(self, lease: timedelta = timedelta(0)) -> dict[str, Any]:
+        """The parameters that say "now" (and "now + lease") to the prepared statements:
+        none but the lease on the server's clock, the store's clock reading otherwise."""
+        if self._server_clock:
+            return {"p_lease": lease}
+        now = self._clock()
+        return {"p_now": now, "p_lease_until": now + lease}
+
     @classmethod
     def from_url(
-        cls, url: str, *, schema: str = "", clock: Callable[[], datetime] = utc_now
+        cls, url: str, *, schema: str = "", clock: Callable[[], datetime] | None = None
     ) -> SQLAlchemyStore:
         """A store on a new engine for ``url``, with ``schema`` as on `DatabaseConfig`."""
         from llmgine.database.config import DatabaseConfig
@@ -147,13 +164,6 @@ class SQLAlchemyStore(SqlEventLog):
         with self._begin("add") as conn:
             self._insert_ignoring_duplicates(conn, self._tables.scheduled, rows)
 
-    def _claimable(self, now: datetime) -> Any:
-        t = self._tables.scheduled
-        return and_(
-            t.c.quarantine_reason.is_(None),
-            or_(t.c.owner.is_(None), t.c.lease_until < now),
-        )
-
     def _row_columns(self) -> tuple[Any, ...]:
         """What claims and restores read back. The due instant comes as the driver gives it
         (fixed-width UTC text on SQLite, a datetime on PostgreSQL), which sorts by instant
@@ -173,14 +183,8 @@ class SQLAlchemyStore(SqlEventLog):
         if limit <= 0:
             return []
         t = self._tables.scheduled
-        now = self._clock()
-        params = {
-            "p_now": now,
-            "p_due_before": due_before,
-            "p_limit": limit,
-            "p_owner": owner,
-            "p_lease_until": now + lease,
-        }
+        params = self._at_now(lease)
+        params.update(p_due_before=due_before, p_limit=limit, p_owner=owner)
         with self._begin("claim") as conn:
             if self._caps.returning:
                 rows = conn.execute(self._claim, params).all()
@@ -190,7 +194,7 @@ class SQLAlchemyStore(SqlEventLog):
                     conn.execute(
                         update(t)
                         .where(t.c.id.in_(chunk))
-                        .values(owner=owner, lease_until=now + lease)
+                        .values(owner=owner, lease_until=params["p_lease_until"])
                     )
                 rows = self._select_rows(conn, ids)
             return self._decode_rows(conn, rows)
@@ -257,20 +261,25 @@ class SQLAlchemyStore(SqlEventLog):
 
     def renew(self, owner: str, *, lease: timedelta) -> set[str]:
         t = self._tables.scheduled
-        params = {"p_owner": owner, "p_lease_until": self._clock() + lease}
+        params = self._at_now(lease)
+        params["p_owner"] = owner
         with self._begin("renew") as conn:
             if self._caps.returning:
                 return set(conn.scalars(self._renew.returning(t.c.event_id), params))
             conn.execute(self._renew, params)
             return set(conn.scalars(select(t.c.event_id).where(t.c.owner == owner)))
 
-    def release(self, owner: str) -> int:
+    def release(self, owner: str, event_ids: Collection[str] | None = None) -> int:
         t = self._tables.scheduled
+        release = update(t).values(owner=None, lease_until=None)
         with self._begin("release") as conn:
-            result = conn.execute(
-                update(t).where(t.c.owner == owner).values(owner=None, lease_until=None)
-            )
-            return int(result.rowcount)
+            if event_ids is None:
+                return int(conn.execute(release.where(t.c.owner == owner)).rowcount)
+            done = 0
+            for chunk in chunks(list(event_ids)):
+                result = conn.execute(release.where(t.c.owner == owner, t.c.event_id.in_(chunk)))
+                done += int(result.rowcount)
+            return done
 
     def complete(self, owner: str, event_ids: Collection[str]) -> int:
         t = self._tables.scheduled
@@ -283,10 +292,10 @@ class SQLAlchemyStore(SqlEventLog):
 
     def take_all(self) -> list[ScheduledEvent]:
         t = self._tables.scheduled
-        now = self._clock()
+        at_now = self._at_now()
         chosen = (
             select(t.c.id)
-            .where(self._claimable(now))
+            .where(self._claimable)
             .with_for_update(skip_locked=self._caps.skip_locked)
         )
         with self._begin("take_all") as conn:
@@ -302,17 +311,17 @@ class SQLAlchemyStore(SqlEventLog):
                         type_coerce(t.c.created_at, NullType()).label("created_at"),
                     )
                 )
-                rows = conn.execute(take).all()
+                rows = conn.execute(take, at_now).all()
                 events, refused = self._decode_all(rows)
                 if refused:
                     self._put_back_quarantined(conn, refused)
                 return events
             # Without RETURNING: mark the chosen rows, decode, delete exactly those that decoded.
             token = f"take_all:{uuid.uuid4()}"
-            ids = list(conn.scalars(chosen))
+            ids = list(conn.scalars(chosen, at_now))
             for chunk in chunks(ids):
                 conn.execute(
-                    update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=now)
+                    update(t).where(t.c.id.in_(chunk)).values(owner=token, lease_until=None)
                 )
             events = self._decode_rows(conn, self._select_rows(conn, ids))
             conn.execute(delete(t).where(t.c.owner == token))
@@ -320,8 +329,16 @@ class SQLAlchemyStore(SqlEventLog):
 
     def next_due(self) -> datetime | None:
         with self._begin("next_due") as conn:
-            due: datetime | None = conn.scalar(self._next_due, {"p_now": self._clock()})
+            due: datetime | None = conn.scalar(self._next_due, self._at_now())
             return due
+
+    def now(self) -> datetime:
+        if not self._server_clock:
+            return to_utc(self._clock())
+        with self._begin("now") as conn:
+            now = conn.scalar(self._now)
+            assert isinstance(now, datetime)
+            return now.astimezone(UTC)
 
     def quarantined(self) -> list[QuarantinedEvent]:
         t = self._tables.scheduled

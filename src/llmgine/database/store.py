@@ -79,14 +79,14 @@ class ScheduledEventStore(Protocol):
         """Take up to ``limit`` claimable events due at or before ``due_before``.
 
         Returns them ordered by due instant, then by insertion, and marks them
-        owned by ``owner`` until now + ``lease``. Atomic: two concurrent claims
+        owned by ``owner`` until `now` + ``lease``. Atomic: two concurrent claims
         never return the same event. Rows that cannot be decoded are
         quarantined instead of returned.
         """
         ...
 
     def renew(self, owner: str, *, lease: timedelta) -> set[str]:
-        """Extend ``owner``'s leases to now + ``lease``; return the ids still held.
+        """Extend ``owner``'s leases to `now` + ``lease``; return the ids still held.
 
         An event missing from the result is no longer ``owner``'s (its lease
         expired and another owner claimed it, or it was completed) and must
@@ -94,10 +94,11 @@ class ScheduledEventStore(Protocol):
         """
         ...
 
-    def release(self, owner: str) -> int:
-        """Give up every event ``owner`` holds, making it claimable at once.
+    def release(self, owner: str, event_ids: Collection[str] | None = None) -> int:
+        """Give up the events ``owner`` holds, making them claimable at once.
 
-        Returns how many were released; a stale owner releases nothing.
+        With ``event_ids``, only those of them ``owner`` holds; without, every
+        one. Returns how many were released; a stale owner releases nothing.
         """
         ...
 
@@ -124,6 +125,16 @@ class ScheduledEventStore(Protocol):
 
     def quarantined(self) -> list[QuarantinedEvent]:
         """Every quarantined row, in insertion order."""
+        ...
+
+    def now(self) -> datetime:
+        """The current instant on the clock leases are measured by (aware UTC).
+
+        ``claim``, ``renew`` and ``next_due`` compare and extend leases on this
+        clock: a database server's clock where the store uses it, else the
+        host's. A scheduler measures its own clock against it, so a process
+        whose clock is off neither fires early nor loses its leases.
+        """
         ...
 
     def close(self) -> None:
