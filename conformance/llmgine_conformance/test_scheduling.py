@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 
 from llmgine.bus.bus import MessageBus
 from llmgine.messages.events import ScheduledEventMissed
 from llmgine.messages.scheduled_events import ScheduledEvent
+from llmgine_conformance import _buses
+from llmgine_conformance._buses import Deliveries, soon, until
 from llmgine_conformance.backends import EVENT_LOG, FAULTS, RESTART, Backend
 
 CAPABILITY = "durable scheduling"
@@ -20,52 +20,7 @@ CAPABILITY = "durable scheduling"
 pytestmark = [pytest.mark.asyncio, pytest.mark.requires(RESTART)]
 
 
-class Deliveries:
-    """What a bus delivered, and when."""
-
-    def __init__(self, bus: MessageBus, *types: type[Any]) -> None:
-        self.events: list[Any] = []
-        self.at: list[datetime] = []
-        for event_type in types or (ScheduledEvent,):
-            bus.register_event_handler(event_type, self._record)
-
-    def _record(self, event: Any) -> None:
-        self.events.append(event)
-        self.at.append(datetime.now(UTC))
-
-    @property
-    def ids(self) -> list[str]:
-        return [event.event_id for event in self.events]
-
-    async def wait_for(self, count: int, limit: float = 10.0) -> None:
-        await until(lambda: len(self.events) >= count, limit)
-
-
-async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-@pytest_asyncio.fixture
-async def buses(backend: Backend) -> AsyncIterator[Callable[..., MessageBus]]:
-    """Buses on ``backend``, each with a store of its own; all stopped at the end."""
-    made: list[MessageBus] = []
-
-    def make(**options: Any) -> MessageBus:
-        bus = MessageBus(store=backend.open(), **options)
-        made.append(bus)
-        return bus
-
-    yield make
-    for bus in made:
-        await bus.stop()
-
-
-def soon(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
+buses = _buses.buses
 
 
 async def test_publish_returns_once_the_event_is_stored(
