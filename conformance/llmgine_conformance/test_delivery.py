@@ -180,7 +180,8 @@ async def test_a_renewal_overlapping_a_claim_strands_nothing(
     )
     inbox = Deliveries(bus)
     await bus.start()
-    await bus.publish(ScheduledEvent(scheduled_time=soon(120)))  # held: renewals run
+    await bus.publish(ScheduledEvent(scheduled_time=soon(120)))
+    await until(lambda: bus.scheduler.stats.claimed == 1)  # held: renewals run
     armed.set()
     event = ScheduledEvent(scheduled_time=soon(4))
     await bus.publish(event)
