@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 COVERAGE_REPORT_ARGS ?=
 
-.PHONY: conformance demo test lint typecheck pytest bench clean
+.PHONY: conformance demo test lint typecheck pytest bench chaos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Every chaos scenario on a throwaway PostgreSQL (needs its server binaries; the clock
+# scenarios need libfaketime: apt-get install faketime). CHAOS_ARGS: names, --events N.
+CHAOS_ARGS ?=
+chaos: $(STAMP)
+	cd tests && ../$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis

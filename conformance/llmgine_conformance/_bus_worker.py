@@ -9,7 +9,9 @@ from ``--due-in`` seconds on, spread over ``--spread`` seconds, and writes one
 JSON object per line to stdout, flushed at once:
 
     {"started": NAME}              the bus has started
-    {"ack": ID}                    publish() returned for ID: it is durable now
+    {"ack": ID, "due": T, "took": S} publish() returned for ID (due at POSIX time T, after S
+                                   seconds): it is durable now
+    {"published": N}               all N publishes returned
     {"delivered": ID, "by": NAME}  a handler received ID
     {"stopped": NAME}              the bus stopped cleanly
 
@@ -24,6 +26,7 @@ import json
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +54,7 @@ async def run(args: argparse.Namespace, opener: Callable[[], Any]) -> None:
         lease=timedelta(seconds=args.lease),
         horizon=timedelta(seconds=args.horizon),
         poll_interval=args.poll,
+        publish_timeout=args.publish_timeout,
     )
     bus.register_event_handler(
         ScheduledEvent, lambda event: emit(delivered=event.event_id, by=args.name)
@@ -66,8 +70,11 @@ async def run(args: argparse.Namespace, opener: Callable[[], Any]) -> None:
         event = ScheduledEvent(
             event_id=f"{args.name}-{index}", scheduled_time=first_due + index * step
         )
+        started = time.monotonic()
         await bus.publish(event)
-        emit(ack=event.event_id)
+        took = time.monotonic() - started
+        emit(ack=event.event_id, due=event.scheduled_time.timestamp(), took=took)
+    emit(published=args.publish)
     await stop.wait()
     await bus.stop()
     store.close()
@@ -84,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lease", type=float, default=1.0)
     parser.add_argument("--horizon", type=float, default=10.0)
     parser.add_argument("--poll", type=float, default=0.1)
+    parser.add_argument("--publish-timeout", type=float, default=5.0)
     args = parser.parse_args(argv)
     with open(args.opener, "rb") as file:
         opener = pickle.load(file)  # written by the test that started this worker

@@ -31,13 +31,20 @@ def write_opener(backend: Backend, directory: Path) -> Path:
 class BusProcess:
     """One worker process and everything it has reported so far."""
 
-    def __init__(self, opener: Path, name: str, **options: float) -> None:
+    def __init__(
+        self, opener: Path, name: str, env: dict[str, str] | None = None, /, **options: float
+    ) -> None:
+        """Start the worker; ``env`` adds to this process's environment."""
         self.name = name
         command = [sys.executable, "-m", "llmgine_conformance._bus_worker", str(opener), name]
         for key, value in options.items():
             command += [f"--{key.replace('_', '-')}", str(value)]
         self._process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
         )
         self._lock = threading.Lock()
         self._reports: list[dict[str, Any]] = []
@@ -47,8 +54,15 @@ class BusProcess:
     def _read(self) -> None:
         assert self._process.stdout is not None
         for line in self._process.stdout:
+            report = json.loads(line)
+            report["received"] = time.time()  # this process's clock, whatever the worker's
             with self._lock:
-                self._reports.append(json.loads(line))
+                self._reports.append(report)
+
+    def reports(self, key: str) -> list[dict[str, Any]]:
+        """Every report holding ``key``, in order, each with its ``received`` time."""
+        with self._lock:
+            return [report for report in self._reports if key in report]
 
     def _values(self, key: str) -> list[str]:
         with self._lock:
@@ -82,6 +96,10 @@ class BusProcess:
             raise RuntimeError(
                 f"bus process {self.name} did not start (exit {self._process.poll()})"
             )
+
+    def signal(self, number: int) -> None:
+        """Send a signal (SIGSTOP freezes the whole process; SIGCONT resumes it)."""
+        self._process.send_signal(number)
 
     def kill(self) -> None:
         """SIGKILL: no stop(), no flush, no release."""

@@ -520,8 +520,14 @@ class DurableScheduler:
         deadline = started + self._lease_s * (1 - LEASE_MARGIN)
         for event_id in known & held & self._claimed:
             self._deadline[event_id] = deadline
-        for event_id in (known - held) & self._claimed:
-            self._lost(event_id)
+        lost = [event_id for event_id in (known - held) & self._claimed if self._lost(event_id)]
+        if lost:
+            logger.warning(
+                "leases on %d scheduled events lost (taken over elsewhere); not delivering "
+                "them here: %s",
+                len(lost),
+                ", ".join(sorted(lost)[:10]) + (", ..." if len(lost) > 10 else ""),
+            )
         now = self._loop_time()
         for event_id, event in list(self._unconfirmed.items()):
             if self._deadline.get(event_id, 0.0) > now:
@@ -541,11 +547,13 @@ class DurableScheduler:
         self._wake.set()
         logger.warning("released %d scheduled events held without this bus knowing", released)
 
-    def _lost(self, event_id: str) -> None:
-        """The database no longer says ``event_id`` is held here: never deliver it here."""
+    def _lost(self, event_id: str) -> bool:
+        """The database no longer says ``event_id`` is held here: never deliver it here.
+        True if it was still to be delivered."""
         self._claimed.discard(event_id)
         self._deadline.pop(event_id, None)
         event = self._waiting.pop(event_id, None) or self._unconfirmed.pop(event_id, None)
-        if event is not None:
-            self.stats.lost_leases += 1
-            logger.warning("lease on scheduled event %s lost; not delivering it", event_id)
+        if event is None:
+            return False
+        self.stats.lost_leases += 1
+        return True
