@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from llmgine.database import reset_engine
+from llmgine.redaction import redact
 from llmgine_conformance.backends import (
     ALL_CAPABILITIES,
     Backend,
@@ -227,6 +228,28 @@ def required_capabilities(item: pytest.Item) -> set[str]:
 
 
 # --- the report ----------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport() -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Every test report with passwords hidden: a failure's traceback shows the arguments of
+    driver frames (a connection string, ``password=`` keywords) and captured log lines."""
+    report = yield
+    hide_passwords(report)
+    return report
+
+
+def hide_passwords(report: pytest.TestReport) -> None:
+    """Rewrite ``report``'s failure text and captured sections through `redact`."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        path, line, message = longrepr
+        report.longrepr = (path, line, redact(message))
+    elif longrepr is not None:
+        text = str(longrepr)
+        if redact(text) != text:  # keep pytest's own (coloured) rendering when nothing leaks
+            report.longrepr = redact(text)
+    report.sections = [(title, redact(content)) for title, content in report.sections]
 
 
 @dataclass

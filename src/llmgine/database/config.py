@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from llmgine.database.models import Naming
 from llmgine.database.retention import Retention, parse_duration
 from llmgine.errors import ConfigurationError
+from llmgine.redaction import redact as redact  # re-exported: its former home
 
 ENV_URL = "LLMGINE_DB_URL"
 ENV_SCHEMA = "LLMGINE_DB_SCHEMA"
@@ -89,14 +90,6 @@ def normalize_url(raw: str) -> URL:
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     return url
-
-
-def redact(raw: str) -> str:
-    """``raw`` with any password in it hidden, for logs and messages."""
-    try:
-        return make_url(raw.strip()).render_as_string(hide_password=True)
-    except Exception:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
 
 
 def validate_schema(schema: str, *, postgres: bool) -> None:
@@ -170,7 +163,7 @@ class DatabaseConfig:
     @property
     def redacted_url(self) -> str:
         """The URL with its password hidden."""
-        return self.url.render_as_string(hide_password=True)
+        return redact(self.url)
 
     @property
     def naming(self) -> Naming:

@@ -20,6 +20,7 @@ from sqlalchemy.pool import StaticPool
 
 from llmgine.database import codec
 from llmgine.errors import ConfigurationError
+from llmgine.redaction import redact
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -51,7 +52,7 @@ def create_engine_for(url: URL, **overrides: Any) -> Engine:
         engine = create_engine(url, **options)
     except NoSuchModuleError:
         raise ConfigurationError(
-            f"unknown database driver {url.drivername!r} in {url.render_as_string()!r}"
+            f"unknown database driver {url.drivername!r} in {redact(url)!r}"
         ) from None
     except ImportError as exc:
         hint = " (pip install 'llmgine[postgres]')" if backend == "postgresql" else ""
