@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
@@ -58,7 +59,7 @@ def check_target(raw_url: str) -> TargetProblem | None:
     shown = redact(raw_url)
     try:
         url = normalize_url(raw_url)
-        overrides = {}
+        overrides: dict[str, Any] = {}
         if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
             overrides["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         engine = create_engine_for(url, **overrides)
