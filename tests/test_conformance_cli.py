@@ -109,3 +109,11 @@ def test_help_documents_each_exit_status() -> None:
     result = conformance("--help")
     for code in (EXIT_BAD_URL, EXIT_MISSING_DATABASE, EXIT_UNREACHABLE, EXIT_BAD_CREDENTIALS):
         assert f"  {code}  " in result.stdout
+
+
+def test_the_postgres_backends_check_their_server_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv("LLMGINE_TEST_POSTGRES_URL", f"postgresql://postgres@127.0.0.1:{port}/t")
+    result = conformance("--backend", "faulty")
+    assert result.returncode == EXIT_UNREACHABLE
+    assert_one_clear_line(result, "unreachable", f"127.0.0.1:{port}")

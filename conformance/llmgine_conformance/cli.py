@@ -7,7 +7,8 @@
     llmgine-conformance --backend all            # every built-in backend
 
 Anything else on the command line goes to pytest (``-x``, ``-k restart``...).
-A database URL is checked before any test is collected: a bad URL, a server
+A database URL (and, for the postgres backends, LLMGINE_TEST_POSTGRES_URL)
+is checked before any test is collected: a bad URL, a server
 that does not answer, refused credentials or a missing database end the run at
 once with one line saying which (exit status below). The run shows pytest's
 progress and ends with a table of capability by backend and a verdict line. Each test works in a
@@ -25,9 +26,11 @@ from pathlib import Path
 import pytest
 
 from llmgine.database.config import read_environment
+from llmgine_conformance.backends import postgres_url_from_environment
 from llmgine_conformance.preflight import EXIT_CODES, check_target
 
 INI = Path(__file__).with_name("conformance.ini")
+_USES_POSTGRES = frozenset({"postgres", "faulty-postgres", "faulty", "all"})
 
 
 def _epilog() -> str:
@@ -67,6 +70,9 @@ def parse(argv: list[str] | None = None) -> Invocation:
         selection = ["--llmgine-store", known.store]
     elif known.backend:
         selection = [arg for name in known.backend for arg in ("--llmgine-backend", name)]
+        names = {part.strip() for value in known.backend for part in value.split(",")}
+        if names & _USES_POSTGRES:
+            url = postgres_url_from_environment()  # a container is checked by testcontainers
     else:
         url = known.url or read_environment()[0]
         selection = ["--llmgine-url", url]
