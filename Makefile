@@ -12,8 +12,9 @@ COVERAGE_REPORT_ARGS ?=
 .PHONY: conformance demo test lint typecheck pytest bench chaos clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Creating $(VENV) from pyproject.toml and constraints.txt (first run only; a minute or two)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 conformance: $(STAMP)

@@ -12,7 +12,14 @@ from llmgine.database import reset_engine
 from llmgine_conformance.backends import SqlBackend, postgres_backend, sqlite_backend
 from llmgine_conformance.postgres import PostgresServer
 
-ENV_NAMES = ("LLMGINE_DB_URL", "LLMGINE_DB_SCHEMA", "LLMGINE_PERSIST_EVENTS")
+ENV_NAMES = (
+    "LLMGINE_DB_URL",
+    "LLMGINE_DB_SCHEMA",
+    "LLMGINE_PERSIST_EVENTS",
+    "LLMGINE_DB_POOL_SIZE",
+    "LLMGINE_DB_MAX_OVERFLOW",
+    "LLMGINE_DB_POOL_TIMEOUT",
+)
 
 
 @pytest.fixture(autouse=True)

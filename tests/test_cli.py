@@ -59,3 +59,15 @@ def test_quarantined_lists_rows_with_their_reason(
     status, text = run("quarantined")
     assert status == 0
     assert "ghost\tGone\tunknown event class 'Gone'" in text
+
+
+def test_check_hides_a_password_given_as_a_query_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "LLMGINE_DB_URL", "postgresql://u@127.0.0.1:1/db?password=hunter2&connect_timeout=2"
+    )
+    status, text = run("check")
+    assert status == 1
+    assert "password=***" in text
+    assert "hunter2" not in text

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import JSON, Engine, Text, cast, create_engine, insert, inspect, text, type_coerce
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from llmgine.database.config import normalize_url
 from llmgine.database.connect import create_engine_for
@@ -35,6 +35,7 @@ from llmgine.database.instants import to_utc, utc_now
 from llmgine.database.memory import MemoryDatabase, MemoryStore
 from llmgine.database.models import Naming
 from llmgine.database.sqlstore import SQLAlchemyStore
+from llmgine.redaction import redact
 from llmgine_conformance.faults import FaultInjector
 
 POSTGRES_URL_ENV = "LLMGINE_TEST_POSTGRES_URL"
@@ -390,8 +391,5 @@ def postgres_required() -> bool:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable URL>"
+    """``url`` with its password hidden (`llmgine.redaction.redact`)."""
+    return redact(url)

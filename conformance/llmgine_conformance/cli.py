@@ -7,7 +7,11 @@
     llmgine-conformance --backend all            # every built-in backend
 
 Anything else on the command line goes to pytest (``-x``, ``-k restart``...).
-The run ends with a table of capability by backend. Each test works in a
+A database URL (and, for the postgres backends, LLMGINE_TEST_POSTGRES_URL)
+is checked before any test is collected: a bad URL, a server
+that does not answer, refused credentials or a missing database end the run at
+once with one line saying which (exit status below). The run shows pytest's
+progress and ends with a table of capability by backend and a verdict line. Each test works in a
 namespace of its own (a schema, or a table prefix) and removes it afterwards,
 so the tables an application already keeps in that database are not touched.
 """
@@ -16,20 +20,40 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from llmgine.database.config import read_environment
+from llmgine_conformance.backends import postgres_url_from_environment
+from llmgine_conformance.preflight import EXIT_CODES, check_target
 
 INI = Path(__file__).with_name("conformance.ini")
+_USES_POSTGRES = frozenset({"postgres", "faulty-postgres", "faulty", "all"})
 
 
-def pytest_arguments(argv: list[str] | None = None) -> list[str]:
+def _epilog() -> str:
+    codes = [(0, "every test passed"), (1, "some tests failed"),
+             (2, "interrupted"), (4, "pytest usage error"), (5, "no tests collected")]  # fmt: skip
+    lines = [f"  {code:>3}  {meaning}" for code, meaning in [*codes, *EXIT_CODES.items()]]
+    return "exit status:\n" + "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What to run: the pytest arguments, and the database URL to check first (if any)."""
+
+    pytest_args: list[str]
+    url: str | None
+
+
+def parse(argv: list[str] | None = None) -> Invocation:
     """The pytest command line for these ``llmgine-conformance`` arguments."""
     parser = argparse.ArgumentParser(
         prog="llmgine-conformance",
         description=__doc__,
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = parser.add_mutually_exclusive_group()
@@ -41,18 +65,35 @@ def pytest_arguments(argv: list[str] | None = None) -> list[str]:
         help="built-in: memory, sqlite, postgres, faulty, all",
     )
     known, rest = parser.parse_known_args(argv)
+    url = None
     if known.store:
         selection = ["--llmgine-store", known.store]
     elif known.backend:
         selection = [arg for name in known.backend for arg in ("--llmgine-backend", name)]
+        names = {part.strip() for value in known.backend for part in value.split(",")}
+        if names & _USES_POSTGRES:
+            url = postgres_url_from_environment()  # a container is checked by testcontainers
     else:
-        selection = ["--llmgine-url", known.url or read_environment()[0]]
-    return ["-c", str(INI), "--rootdir", str(INI.parent), "--pyargs", "llmgine_conformance",
+        url = known.url or read_environment()[0]
+        selection = ["--llmgine-url", url]
+    args = ["-c", str(INI), "--rootdir", str(INI.parent), "--pyargs", "llmgine_conformance",
             *selection, *rest]  # fmt: skip
+    return Invocation(args, url)
+
+
+def pytest_arguments(argv: list[str] | None = None) -> list[str]:
+    """The pytest command line for these ``llmgine-conformance`` arguments."""
+    return parse(argv).pytest_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    return int(pytest.main(pytest_arguments(argv)))
+    invocation = parse(argv)
+    if invocation.url is not None:
+        problem = check_target(invocation.url)
+        if problem is not None:
+            print(f"llmgine-conformance: {problem.message}", file=sys.stderr)
+            return problem.exit_code
+    return int(pytest.main(invocation.pytest_args))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from llmgine.database import reset_engine
+from llmgine.redaction import redact
 from llmgine_conformance.backends import (
     ALL_CAPABILITIES,
     Backend,
@@ -229,6 +230,28 @@ def required_capabilities(item: pytest.Item) -> set[str]:
 # --- the report ----------------------------------------------------------------------------
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport() -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Every test report with passwords hidden: a failure's traceback shows the arguments of
+    driver frames (a connection string, ``password=`` keywords) and captured log lines."""
+    report = yield
+    hide_passwords(report)
+    return report
+
+
+def hide_passwords(report: pytest.TestReport) -> None:
+    """Rewrite ``report``'s failure text and captured sections through `redact`."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        path, line, message = longrepr
+        report.longrepr = (path, line, redact(message))
+    elif longrepr is not None:
+        text = str(longrepr)
+        if redact(text) != text:  # keep pytest's own (coloured) rendering when nothing leaks
+            report.longrepr = redact(text)
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+
+
 @dataclass
 class _Tally:
     passed: int = 0
@@ -281,10 +304,12 @@ class Reporter:
         elif report.when == "teardown" and report.failed:
             tally.failed += 1
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.results:
-            for line in format_table(self.results):
-                terminalreporter.write_line(line)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """After pytest's own summary line, so the run ends with the table and the verdict."""
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if self.results and terminal is not None:
+            for line in [*format_table(self.results), "", *verdicts(self.results)]:
+                terminal.write_line(line)
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -316,6 +341,27 @@ def format_table(results: dict[tuple[str, str], _Tally]) -> list[str]:
         lines += [
             f"  {backend} / {capability}: {reason}" for backend, capability, reason in reasons
         ]
+    return lines
+
+
+def verdicts(results: dict[tuple[str, str], _Tally]) -> list[str]:
+    """One line per backend: how many of the capabilities it declares (runs) it keeps.
+
+    A capability is kept when its tests ran and none failed; not declared when every test
+    of it skipped; broken when any failed."""
+    backends = sorted({backend for _, backend in results}, key=_backend_order)
+    lines = []
+    for backend in backends:
+        tallies = {c: t for (c, b), t in results.items() if b == backend}
+        undeclared = [c for c, t in tallies.items() if not t.passed and not t.failed]
+        broken = sorted(c for c, t in tallies.items() if t.failed)
+        declared = len(tallies) - len(undeclared)
+        subject = "this backend" if len(backends) == 1 else backend
+        line = (f"{subject} keeps {declared - len(broken)} of {declared} promises; "
+                f"{len(undeclared)} not declared")  # fmt: skip
+        if broken:
+            line += f"; broken: {', '.join(broken)}"
+        lines.append(line)
     return lines
 
 

@@ -6,12 +6,14 @@ catch either. The docstring is the default message.
 
 from __future__ import annotations
 
+from llmgine.redaction import redact
+
 
 class LlmgineError(Exception):
-    """An llmgine error."""
+    """An llmgine error. Its message never shows a password (`llmgine.redaction`)."""
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or (self.__doc__ or "").strip())
+        super().__init__(redact(message) if message else (self.__doc__ or "").strip())
 
 
 class RegistrationError(LlmgineError, ValueError):

@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+from llmgine.redaction import redact
+
 
 class FaultLog:
     """Logs a fault, then at most one line per ``interval`` for the same kind of fault."""
@@ -17,7 +19,9 @@ class FaultLog:
         self._last: dict[str, tuple[float, int]] = {}
 
     def report(self, kind: str, message: str, *args: object, level: int = logging.WARNING) -> None:
-        """Log ``message % args`` unless ``kind`` was logged within the interval."""
+        """Log ``message % args`` unless ``kind`` was logged within the interval.
+
+        Text and exception arguments are logged with passwords hidden."""
         now = time.monotonic()
         with self._lock:
             last, suppressed = self._last.get(kind, (float("-inf"), 0))
@@ -25,6 +29,7 @@ class FaultLog:
                 self._last[kind] = (last, suppressed + 1)
                 return
             self._last[kind] = (now, 0)
+        args = tuple(redact(a) if isinstance(a, str | BaseException) else a for a in args)
         if suppressed:
             message += " (%d similar faults since the last report)"
             args = (*args, suppressed)

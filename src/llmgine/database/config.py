@@ -6,6 +6,9 @@
 ``LLMGINE_PERSIST_EVENTS``  ``1`` turns the event log on (default off)
 ``LLMGINE_LOG_RETENTION``   optional: purge event-log entries older than this (``30d``, ``12h``...)
 ``LLMGINE_LOG_MAX_ROWS``    optional: keep only this many newest event-log entries
+``LLMGINE_DB_POOL_SIZE``    connections kept open per engine (default 2; ``0``: none kept)
+``LLMGINE_DB_MAX_OVERFLOW`` connections opened beyond the pool when busy (default 3)
+``LLMGINE_DB_POOL_TIMEOUT`` seconds to wait for a free connection (default 10)
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from sqlalchemy.exc import ArgumentError
 from llmgine.database.models import Naming
 from llmgine.database.retention import Retention, parse_duration
 from llmgine.errors import ConfigurationError
+from llmgine.redaction import redact as redact  # re-exported: its former home
 
 ENV_URL = "LLMGINE_DB_URL"
 ENV_SCHEMA = "LLMGINE_DB_SCHEMA"
 ENV_PERSIST_EVENTS = "LLMGINE_PERSIST_EVENTS"
 ENV_LOG_RETENTION = "LLMGINE_LOG_RETENTION"
 ENV_LOG_MAX_ROWS = "LLMGINE_LOG_MAX_ROWS"
+ENV_POOL_SIZE = "LLMGINE_DB_POOL_SIZE"
+ENV_MAX_OVERFLOW = "LLMGINE_DB_MAX_OVERFLOW"
+ENV_POOL_TIMEOUT = "LLMGINE_DB_POOL_TIMEOUT"
 
 DEFAULT_URL = "sqlite:///./message_bus.db"
 DEFAULT_SCHEMA = "message_bus"
@@ -38,9 +45,28 @@ _FALSE = frozenset({"", "0", "false", "no", "off"})
 _POSTGRES_IDENTIFIER_BYTES = 63
 
 
+@dataclass(frozen=True)
+class PoolSettings:
+    """The connection pool of an engine: small by default, since one bus needs only a few
+    connections (its writer thread and a few store calls at a time).
+
+    ``size`` connections are kept open, up to ``max_overflow`` more are opened when all are
+    busy, and a caller waits at most ``timeout`` seconds for one. ``size=0`` keeps none open
+    (SQLAlchemy's ``NullPool``). An in-memory SQLite database always shares one connection.
+    """
+
+    size: int = 2
+    max_overflow: int = 3
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.size < 0 or self.max_overflow < 0 or not self.timeout > 0:
+            raise ConfigurationError(f"invalid pool settings {self!r}")
+
+
 def read_environment(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The raw settings (url, schema, persist_events, log retention, log max rows);
-    the one read of ``os.environ``."""
+    """The raw settings (url, schema, persist_events, log retention, log max rows, pool size,
+    max overflow, pool timeout); the one read of ``os.environ``."""
     env = os.environ if environ is None else environ
     return (
         env.get(ENV_URL, DEFAULT_URL),
@@ -48,7 +74,45 @@ def read_environment(environ: Mapping[str, str] | None = None) -> tuple[str, ...
         env.get(ENV_PERSIST_EVENTS, "0"),
         env.get(ENV_LOG_RETENTION, ""),
         env.get(ENV_LOG_MAX_ROWS, ""),
+        env.get(ENV_POOL_SIZE, ""),
+        env.get(ENV_MAX_OVERFLOW, ""),
+        env.get(ENV_POOL_TIMEOUT, ""),
     )
+
+
+def parse_pool(size: str, max_overflow: str, timeout: str) -> PoolSettings:
+    """The `PoolSettings` the three variables ask for (empty: the default);
+    `ConfigurationError` naming the variable for a bad value."""
+    default = PoolSettings()
+    return PoolSettings(
+        size=_whole(ENV_POOL_SIZE, size, default.size),
+        max_overflow=_whole(ENV_MAX_OVERFLOW, max_overflow, default.max_overflow),
+        timeout=_seconds(ENV_POOL_TIMEOUT, timeout, default.timeout),
+    )
+
+
+def _whole(name: str, raw: str, default: int) -> int:
+    if not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if value < 0:
+        raise ConfigurationError(f"{name}={raw!r} is negative")
+    return value
+
+
+def _seconds(name: str, raw: str, default: float) -> float:
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ConfigurationError(f"{name}={raw!r} is not a positive number of seconds")
+    return value
 
 
 def parse_retention(max_age: str, max_rows: str) -> Retention | None:
@@ -91,14 +155,6 @@ def normalize_url(raw: str) -> URL:
     return url
 
 
-def redact(raw: str) -> str:
-    """``raw`` with any password in it hidden, for logs and messages."""
-    try:
-        return make_url(raw.strip()).render_as_string(hide_password=True)
-    except Exception:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
-
-
 def validate_schema(schema: str, *, postgres: bool) -> None:
     """Raise `ConfigurationError` unless ``schema`` is a usable name for this backend."""
     if schema == "":
@@ -131,6 +187,7 @@ class DatabaseConfig:
     schema: str
     persist_events: bool
     log_retention: Retention | None
+    pool: PoolSettings
     url: URL = field(repr=False, compare=False)
 
     def __init__(
@@ -140,26 +197,31 @@ class DatabaseConfig:
         schema: str | None = None,
         persist_events: bool | None = None,
         log_retention: Retention | None = None,
+        pool: PoolSettings | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if db_url is None or schema is None or persist_events is None:
-            env_url, env_schema, env_persist, env_age, env_rows = read_environment(environ)
+            env_url, env_schema, env_persist, env_age, env_rows, *env_pool = read_environment(
+                environ
+            )
             db_url = env_url if db_url is None else db_url
             schema = env_schema if schema is None else schema
             persist_events = parse_flag(env_persist) if persist_events is None else persist_events
             log_retention = log_retention or parse_retention(env_age, env_rows)
+            pool = pool or parse_pool(*env_pool)
         url = normalize_url(db_url)
         validate_schema(schema, postgres=url.get_backend_name() == "postgresql")
         object.__setattr__(self, "db_url", db_url)
         object.__setattr__(self, "schema", schema)
         object.__setattr__(self, "persist_events", persist_events)
         object.__setattr__(self, "log_retention", log_retention)
+        object.__setattr__(self, "pool", pool or PoolSettings())
         object.__setattr__(self, "url", url)
 
     def __repr__(self) -> str:
         return (
             f"DatabaseConfig(db_url={self.redacted_url!r}, schema={self.schema!r}, "
-            f"persist_events={self.persist_events!r})"
+            f"persist_events={self.persist_events!r}, pool={self.pool!r})"
         )
 
     @property
@@ -170,7 +232,7 @@ class DatabaseConfig:
     @property
     def redacted_url(self) -> str:
         """The URL with its password hidden."""
-        return self.url.render_as_string(hide_password=True)
+        return redact(self.url)
 
     @property
     def naming(self) -> Naming:
@@ -180,16 +242,15 @@ class DatabaseConfig:
         return Naming(prefix=self.schema.replace(".", "_") + "_" if self.schema else "")
 
     def has_changed(self, other: DatabaseConfig) -> bool:
-        """True if URL, schema, the persist flag or the log retention differ from ``other``."""
-        return (self.db_url, self.schema, self.persist_events, self.log_retention) != (
-            other.db_url,
-            other.schema,
-            other.persist_events,
-            other.log_retention,
-        )
+        """True if URL, schema, the persist flag, the log retention or the pool settings
+        differ from ``other``."""
+        return self._key() != other._key()
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.db_url, self.schema, self.persist_events, self.log_retention, self.pool)
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, DatabaseConfig) and not self.has_changed(other)
 
     def __hash__(self) -> int:
-        return hash((self.db_url, self.schema, self.persist_events, self.log_retention))
+        return hash(self._key())

@@ -5,6 +5,7 @@ process and of the machine), a 30 s busy timeout, and every transaction begun
 with ``BEGIN IMMEDIATE`` so that read-then-write transactions never fail to
 upgrade their lock. In-memory databases share one connection across threads.
 PostgreSQL: psycopg 3, pre-ping, a 10 s connect timeout unless the URL sets one.
+Both: the pool of `PoolSettings` (small by default: one bus needs few connections).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import NoSuchModuleError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from llmgine.database import codec
+from llmgine.database.config import PoolSettings
 from llmgine.errors import ConfigurationError
+from llmgine.redaction import redact
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -32,8 +35,9 @@ def is_memory_sqlite(url: URL) -> bool:
     )
 
 
-def create_engine_for(url: URL, **overrides: Any) -> Engine:
-    """A new engine for ``url``; raises `ConfigurationError` for an unknown driver."""
+def create_engine_for(url: URL, *, pool: PoolSettings | None = None, **overrides: Any) -> Engine:
+    """A new engine for ``url`` with the ``pool`` settings (default: `PoolSettings()`);
+    raises `ConfigurationError` for an unknown driver."""
     backend = url.get_backend_name()
     options: dict[str, Any] = {
         "pool_pre_ping": backend != "sqlite",  # a SQLite file cannot drop its connection
@@ -42,16 +46,18 @@ def create_engine_for(url: URL, **overrides: Any) -> Engine:
     }
     if backend == "sqlite":
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
-        if is_memory_sqlite(url):
-            options["poolclass"] = StaticPool
     elif backend == "postgresql" and "connect_timeout" not in url.query:
         options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    if is_memory_sqlite(url):
+        options["poolclass"] = StaticPool  # one shared connection is the database
+    else:
+        options.update(_pool_options(pool or PoolSettings()))
     options.update(overrides)
     try:
         engine = create_engine(url, **options)
     except NoSuchModuleError:
         raise ConfigurationError(
-            f"unknown database driver {url.drivername!r} in {url.render_as_string()!r}"
+            f"unknown database driver {url.drivername!r} in {redact(url)!r}"
         ) from None
     except ImportError as exc:
         hint = " (pip install 'llmgine[postgres]')" if backend == "postgresql" else ""
@@ -61,6 +67,12 @@ def create_engine_for(url: URL, **overrides: Any) -> Engine:
     if backend == "sqlite":
         _configure_sqlite(engine, wal=not is_memory_sqlite(url))
     return engine
+
+
+def _pool_options(pool: PoolSettings) -> dict[str, Any]:
+    if pool.size == 0:
+        return {"poolclass": NullPool}
+    return {"pool_size": pool.size, "max_overflow": pool.max_overflow, "pool_timeout": pool.timeout}
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:

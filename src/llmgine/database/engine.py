@@ -28,6 +28,7 @@ from llmgine.database._faultlog import FaultLog
 from llmgine.database.config import (
     DatabaseConfig,
     parse_flag,
+    parse_pool,
     parse_retention,
     read_environment,
 )
@@ -83,6 +84,7 @@ class DatabaseEngine:
                 schema=raw[1],
                 persist_events=parse_flag(raw[2]),
                 log_retention=parse_retention(raw[3], raw[4]),
+                pool=parse_pool(*raw[5:8]),
             )
             error = None
         except ConfigurationError as exc:
@@ -103,7 +105,7 @@ class DatabaseEngine:
                 raise cls._config_error
             if cls._store is None or cls._config is not config:
                 try:
-                    engine = create_engine_for(config.url)
+                    engine = create_engine_for(config.url, pool=config.pool)
                 except ConfigurationError as exc:  # unknown driver: remember it, log it once
                     logger.error("llmgine persistence disabled: %s", exc)
                     cls._config_error = exc
