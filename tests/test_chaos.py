@@ -2,7 +2,7 @@
 
 The whole set of scenarios (frozen bus, clock skew, connection starvation,
 3,000 events each) is ``make chaos``; this is the PostgreSQL restart, small
-enough for every CI run. It starts its own throwaway server (`chaos.pgserver`):
+enough for every CI run. It starts its own throwaway server (`throwaway_postgres`):
 the shared one is never stopped.
 """
 
@@ -14,16 +14,17 @@ import os
 import pytest
 
 from chaos.harness import SCENARIOS, run
-from chaos.pgserver import postgres_bin
+from throwaway_postgres import why_unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def test_a_postgres_restart_mid_run_loses_and_strands_nothing() -> None:
-    if postgres_bin() is None:
+    reason = why_unavailable()
+    if reason is not None:
         if os.environ.get("LLMGINE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("LLMGINE_REQUIRE_POSTGRES=1 but PostgreSQL's server binaries are missing")
-        pytest.skip("needs PostgreSQL server binaries (initdb, pg_ctl) for a throwaway server")
+            pytest.fail(f"LLMGINE_REQUIRE_POSTGRES=1 but no throwaway PostgreSQL: {reason}")
+        pytest.skip(f"needs a throwaway PostgreSQL: {reason}")
     scenario = SCENARIOS["postgres-restart"]
     result = run(dataclasses.replace(scenario, events=300, spread_s=12.0))
     print(result.line())  # the figures, in the test's report

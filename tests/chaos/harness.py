@@ -1,7 +1,7 @@
 """Chaos scenarios: N buses in processes of their own, one fault, every event accounted for.
 
 Each bus is a `llmgine_conformance._bus_worker` process on a throwaway
-PostgreSQL (`ThrowawayPostgres`). The publishing buses publish their share of
+PostgreSQL (`throwaway_postgres.ThrowawayPostgres`). The publishing buses publish their share of
 the events, due over ``spread`` seconds; in the middle of that window the
 scenario's fault strikes. The run then waits until every acknowledged event
 was delivered (or a deadline passed), stops every bus cleanly and reads what
@@ -18,6 +18,7 @@ is left in the database. Counted:
 from __future__ import annotations
 
 import functools
+import pickle
 import signal
 import statistics
 import tempfile
@@ -28,9 +29,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.pgserver import ThrowawayPostgres
+from llmgine.database.config import PoolSettings
 from llmgine.database.sqlstore import SQLAlchemyStore
 from llmgine_conformance._processes import BusProcess
+from throwaway_postgres import ThrowawayPostgres
 
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 SCHEMA = "chaos"
@@ -48,8 +50,8 @@ class Scenario:
     lease_s: float = 4.0
     spread_s: float = 20.0
     due_in_s: float = 3.0
-    env: dict[str, str] = field(default_factory=dict)
-    """Added to every bus's environment."""
+    pool: PoolSettings | None = None
+    """Each bus's connection pool (None: the default, 2 kept and 3 more when busy)."""
 
 
 @dataclass
@@ -86,7 +88,13 @@ SCENARIOS = {
         Scenario("frozen-bus", fault="freeze"),
         Scenario("clock-ahead", fault="clock-ahead"),
         Scenario("clock-behind", fault="clock-behind"),
-        Scenario("20-buses-20-connections", buses=20, max_connections=20),
+        # What a user sharing a small server does: one connection per bus.
+        Scenario(
+            "20-buses-20-connections",
+            buses=20,
+            max_connections=20,
+            pool=PoolSettings(size=1, max_overflow=0),
+        ),
     )
 }
 
@@ -112,8 +120,10 @@ def run(scenario: Scenario, *, log: Callable[[str], None] = print) -> Result:
         tempfile.TemporaryDirectory(prefix="llmgine-chaos-") as scratch,
     ):
         opener = Path(scratch) / "opener.pickle"
-        opener.write_bytes(_pickled_opener(server.url))
-        SQLAlchemyStore.from_url(server.url, schema=SCHEMA).setup()
+        opener.write_bytes(_pickled_opener(server.url, scenario.pool))
+        setup = SQLAlchemyStore.from_url(server.url, schema=SCHEMA)
+        setup.setup()  # the tables exist before the buses race to create them
+        setup.close()
         skewed = scenario.fault in ("clock-ahead", "clock-behind")
         publishers = scenario.buses - 1 if skewed else scenario.buses
         share = scenario.events // publishers
@@ -121,7 +131,7 @@ def run(scenario: Scenario, *, log: Callable[[str], None] = print) -> Result:
         try:
             for index in range(scenario.buses):
                 special = index == scenario.buses - 1 and skewed
-                env = {**scenario.env, **(_skew_env(scenario) if special else {})}
+                env = _skew_env(scenario) if special else {}
                 buses.append(
                     BusProcess(
                         opener,
@@ -151,10 +161,9 @@ def run(scenario: Scenario, *, log: Callable[[str], None] = print) -> Result:
     return result
 
 
-def _pickled_opener(url: str) -> bytes:
-    import pickle
-
-    return pickle.dumps(functools.partial(SQLAlchemyStore.from_url, url, schema=SCHEMA))
+def _pickled_opener(url: str, pool: PoolSettings | None) -> bytes:
+    opener = functools.partial(SQLAlchemyStore.from_url, url, schema=SCHEMA, pool=pool)
+    return pickle.dumps(opener)
 
 
 def _fault(

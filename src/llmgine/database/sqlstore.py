@@ -43,7 +43,7 @@ from llmgine.database._driver_rows import (
 )
 from llmgine.database._sqlbase import chunks, first_line, qualified_table
 from llmgine.database._sqllog import SqlEventLog
-from llmgine.database.config import normalize_url
+from llmgine.database.config import PoolSettings, normalize_url
 from llmgine.database.connect import create_engine_for
 from llmgine.database.instants import to_utc
 from llmgine.database.log_rows import MAX_NAME
@@ -126,13 +126,21 @@ class SQLAlchemyStore(SqlEventLog):
 
     @classmethod
     def from_url(
-        cls, url: str, *, schema: str = "", clock: Callable[[], datetime] | None = None
+        cls,
+        url: str,
+        *,
+        schema: str = "",
+        clock: Callable[[], datetime] | None = None,
+        pool: PoolSettings | None = None,
     ) -> SQLAlchemyStore:
-        """A store on a new engine for ``url``, with ``schema`` as on `DatabaseConfig`."""
+        """A store on a new engine for ``url``, with ``schema`` and ``pool`` as on
+        `DatabaseConfig` (``clock``: see `SqlBase`; None measures leases on the server's
+        clock where there is one)."""
         from llmgine.database.config import DatabaseConfig
 
         config = DatabaseConfig(db_url=url, schema=schema, persist_events=False)
-        store = cls(create_engine_for(normalize_url(url)), naming=config.naming, clock=clock)
+        engine = create_engine_for(normalize_url(url), pool=pool)
+        store = cls(engine, naming=config.naming, clock=clock)
         store._owns_engine = True
         return store
 
