@@ -29,7 +29,15 @@ def main() -> int:
     if args.out:
         with open(args.out, "w") as file:
             json.dump(results, file, indent=2)
-    bad = [r for r in results if r["lost"] or r["stranded"] or r["self_duplicated"] or r["early"]]
+    bad = [
+        r
+        for r in results
+        if r["lost"]
+        or r["stranded"]
+        or r["self_duplicated"]
+        or r["unexplained_duplicates"]
+        or r["early"]
+    ]
     return 1 if bad else 0
 
 

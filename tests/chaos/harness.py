@@ -64,6 +64,9 @@ class Result:
     duplicated: int = 0
     self_duplicated: int = 0
     early: int = 0
+    unexplained_duplicates: int = 0
+    """Duplicated events first delivered after the fault ended (plus one lease): none may be,
+    since a duplicate is allowed only for an event in flight when the fault struck."""
     publish_p99_s: float = 0.0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -72,7 +75,8 @@ class Result:
         return (
             f"{self.scenario:<22} acked {self.acked:>5}  delivered {self.delivered:>5}  "
             f"lost {self.lost}  stranded {self.stranded}  duplicated {self.duplicated} "
-            f"(self {self.self_duplicated})  early {self.early}  "
+            f"(self {self.self_duplicated}, unexplained {self.unexplained_duplicates})  "
+            f"early {self.early}  "
             f"p99 publish {self.publish_p99_s:.3f} s  {self.seconds:.0f} s"
         )
 
@@ -147,7 +151,7 @@ def run(scenario: Scenario, *, log: Callable[[str], None] = print) -> Result:
                 )
             for bus in buses:
                 bus.wait_started()
-            _fault(scenario, server, buses, log)
+            fault_ended = _fault(scenario, server, buses, log)
             _settle(scenario, buses, result)
         finally:
             for bus in buses:
@@ -156,7 +160,7 @@ def run(scenario: Scenario, *, log: Callable[[str], None] = print) -> Result:
                 except Exception as exc:  # a bus that cannot stop is killed, and said so
                     result.notes.append(f"{bus.name} did not stop: {exc!r}")
                 bus.close()
-        _count(scenario, server.url, buses, result)
+        _count(scenario, server.url, buses, result, fault_ended)
     result.seconds = time.monotonic() - began
     return result
 
@@ -171,10 +175,10 @@ def _fault(
     server: ThrowawayPostgres,
     buses: list[BusProcess],
     log: Callable[[str], None],
-) -> None:
-    """Strike in the middle of the due window."""
+) -> float:
+    """Strike in the middle of the due window; return when the fault ended (POSIX time)."""
     if scenario.fault not in ("postgres-restart", "freeze"):
-        return
+        return time.time()
     time.sleep(scenario.due_in_s + scenario.spread_s / 2)
     if scenario.fault == "postgres-restart":
         log(f"{scenario.name}: crashing PostgreSQL for 3 s")
@@ -185,6 +189,7 @@ def _fault(
         frozen.signal(signal.SIGSTOP)
         time.sleep(scenario.lease_s * 2.5)
         frozen.signal(signal.SIGCONT)
+    return time.time()
 
 
 def _all_acked(buses: list[BusProcess]) -> set[str]:
@@ -205,7 +210,9 @@ def _settle(scenario: Scenario, buses: list[BusProcess], result: Result) -> None
     time.sleep(scenario.lease_s)  # a late duplicate would show up now
 
 
-def _count(scenario: Scenario, url: str, buses: list[BusProcess], result: Result) -> None:
+def _count(
+    scenario: Scenario, url: str, buses: list[BusProcess], result: Result, fault_ended: float
+) -> None:
     acked = _all_acked(buses)
     counts: Counter[str] = Counter()
     for bus in buses:
@@ -229,6 +236,15 @@ def _count(scenario: Scenario, url: str, buses: list[BusProcess], result: Result
         for bus in buses
         for r in bus.reports("delivered")
         if r["delivered"] in due and r["received"] < due[r["delivered"]]
+    )
+    first: dict[str, float] = {}
+    for bus in buses:
+        for r in bus.reports("delivered"):
+            first[r["delivered"]] = min(first.get(r["delivered"], r["received"]), r["received"])
+    result.unexplained_duplicates = sum(
+        1
+        for event_id, n in counts.items()
+        if n > 1 and first[event_id] > fault_ended + scenario.lease_s
     )
     took = [r["took"] for bus in buses for r in bus.reports("ack")]
     if len(took) >= 2:
