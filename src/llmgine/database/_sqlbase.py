@@ -23,7 +23,12 @@ from sqlalchemy.schema import CreateSchema
 from llmgine.database._driver_rows import DriverInsert, driver_instant
 from llmgine.database.instants import utc_now
 from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
-from llmgine.errors import RejectedDataError, SchemaVersionError, StoreUnavailableError
+from llmgine.errors import (
+    RejectedDataError,
+    SchemaVersionError,
+    StoreUnavailableError,
+    refusal,
+)
 
 CHUNK = 500
 """Ids per statement when a statement lists ids, well under every driver's parameter limit."""
@@ -171,13 +176,23 @@ class SqlBase:
             raise RejectedDataError(
                 f"{operation} on {self._where} rejected: {first_line(exc.orig)}"
             ) from exc
+        except sa_exc.StatementError as exc:
+            data = exc.orig is not None and refusal(exc.orig) is not None
+            if data and not isinstance(exc, sa_exc.DBAPIError):
+                raise RejectedDataError(  # a value the driver could not convert
+                    f"{operation} on {self._where} rejected: {first_line(exc.orig)}"
+                ) from exc
+            raise self._unavailable(operation, exc) from exc
         except sa_exc.SQLAlchemyError as exc:
-            if missing_table(exc):
-                self._ready = False
-            detail = first_line(getattr(exc, "orig", None) or exc)
-            raise StoreUnavailableError(
-                f"{operation} on {self._where} failed: {type(exc).__name__}: {detail}"
-            ) from exc
+            raise self._unavailable(operation, exc) from exc
+
+    def _unavailable(self, operation: str, exc: sa_exc.SQLAlchemyError) -> StoreUnavailableError:
+        if missing_table(exc):
+            self._ready = False
+        detail = first_line(getattr(exc, "orig", None) or exc)
+        return StoreUnavailableError(
+            f"{operation} on {self._where} failed: {type(exc).__name__}: {detail}"
+        )
 
     def _insert_ignoring_duplicates(
         self, conn: Connection, table: Any, rows: list[dict[str, Any]]
