@@ -5,8 +5,11 @@ process (the crash reproductions run in a subprocess)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +104,65 @@ def test_the_codec_refuses_a_cycle() -> None:
     cycle.append(cycle)
     with pytest.raises(UnstorableEventError, match="contains itself"):
         codec.encode_event(ConformancePayload(scheduled_time=later(), value=cycle))
+
+
+HOSTILE_LOG_SCRIPT = r"""
+import sys
+from datetime import datetime, timedelta, tzinfo
+from llmgine.database import persist_event
+from llmgine.database.engine import DatabaseEngine
+from llmgine.messages import Event
+
+class Raises(tzinfo):
+    def utcoffset(self, dt): raise RuntimeError("no offset for you")
+    def tzname(self, dt): return "RAISES"
+    def dst(self, dt): return None
+
+class NoOffset(tzinfo):
+    def utcoffset(self, dt): return None
+    def tzname(self, dt): return None
+    def dst(self, dt): return None
+
+class Flips(tzinfo):
+    calls = 0
+    def utcoffset(self, dt):
+        Flips.calls += 1
+        if Flips.calls > 1:
+            raise RuntimeError("changed its mind")
+        return timedelta(0)
+    def tzname(self, dt): return "FLIPS"
+    def dst(self, dt): return None
+
+events = {
+    "raises": Event(metadata={"at": datetime(2030, 1, 1, tzinfo=Raises())}),
+    "no-offset": Event(metadata={"at": datetime(2030, 1, 1, 12, tzinfo=NoOffset())}),
+    "key": Event(metadata={datetime(2030, 1, 1, tzinfo=Flips()): 1}),
+    "stamp": Event(timestamp=datetime(2030, 1, 1, tzinfo=Raises())),  # type: ignore[arg-type]
+    "session": Event(session_id="s\ud800"),  # type: ignore[arg-type]
+}
+events["after"] = Event(metadata={"fine": True})
+for event in events.values():
+    persist_event(event)
+assert DatabaseEngine.flush(30)
+entries = {e.event_id: e for e in DatabaseEngine.get_store().read()}
+for name, event in events.items():
+    print(name, entries[event.event_id].data["metadata"], entries[event.event_id].session_id)
+"""
+
+
+def test_hostile_datetimes_in_an_event_never_crash_the_event_log(
+    sql_backend: SqlBackend, tmp_path: Path
+) -> None:
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE_LOG_SCRIPT)
+    env = {**os.environ, **sql_backend.environment(), "LLMGINE_PERSIST_EVENTS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert "Raises" in lines["raises"]  # a readable repr, not a crash
+    assert "'2030-01-01T12:00:00'" in lines["no-offset"]  # naive, as Python reads it: not UTC
+    assert "+00:00" not in lines["no-offset"]
+    assert lines["after"] == "{'fine': True} BUS"
+    assert lines["session"].endswith("s\\ud800")
