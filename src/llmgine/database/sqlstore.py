@@ -109,7 +109,7 @@ class SQLAlchemyStore(SqlEventLog):
 
     @classmethod
     def from_url(
-        cls, url: str, *, schema: str = "", clock: Callable[[], datetime] = utc_now
+        cls, url: str, *, schema: str = "message_bus", clock: Callable[[], datetime] = utc_now
     ) -> SQLAlchemyStore:
         """A store on a new engine for ``url``, with ``schema`` as on `DatabaseConfig`."""
         from llmgine.database.config import DatabaseConfig
