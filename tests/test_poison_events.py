@@ -8,15 +8,17 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
 
 from llmgine.bus.bus import MessageBus
 from llmgine.database import codec
+from llmgine.database.instants import to_utc
 from llmgine.database.writer import Writer
 from llmgine.errors import UnstorableEventError
+from llmgine.messages import Event
 from llmgine_conformance.backends import SqlBackend
 from llmgine_conformance.events import ConformancePayload
 
@@ -166,3 +168,35 @@ def test_hostile_datetimes_in_an_event_never_crash_the_event_log(
     assert "+00:00" not in lines["no-offset"]
     assert lines["after"] == "{'fine': True} BUS"
     assert lines["session"].endswith("s\\ud800")
+
+
+def test_the_event_log_drops_only_an_entry_the_driver_cannot_encode(
+    sql_backend: SqlBackend,
+) -> None:
+    store = sql_backend.open()
+    writer = Writer(log=store, retry_initial=0.001, retry_max=0.01)
+    good = [Event(metadata={"n": n}) for n in range(20)]
+    poison = Event(event_id="id-\ud800")  # a lone surrogate: no driver can encode it
+    try:
+        for event in [*good[:10], poison, *good[10:]]:
+            assert writer.submit_log(event)
+        assert writer.flush(30)
+        stats = writer.stats()
+        assert (stats.written, stats.dropped, stats.retried) == (20, 1, 0)
+        assert [e.event_id for e in store.read()] == [e.event_id for e in good]
+    finally:
+        writer.stop(5)
+        store.close()
+
+
+def test_a_hostile_repr_in_scheduled_time_is_still_a_clear_refusal() -> None:
+    class Odd(datetime):
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr either")
+
+    class Raises(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta:
+            raise RuntimeError("no offset")
+
+    with pytest.raises(UnstorableEventError, match="cannot be converted to UTC"):
+        to_utc(Odd(2030, 1, 1, tzinfo=Raises()))
