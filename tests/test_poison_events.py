@@ -17,7 +17,7 @@ from llmgine.bus.bus import MessageBus
 from llmgine.database import codec
 from llmgine.database.instants import to_utc
 from llmgine.database.writer import Writer
-from llmgine.errors import UnstorableEventError
+from llmgine.errors import RejectedDataError, UnstorableEventError
 from llmgine.messages import Event
 from llmgine_conformance.backends import SqlBackend
 from llmgine_conformance.events import ConformancePayload
@@ -200,3 +200,23 @@ def test_a_hostile_repr_in_scheduled_time_is_still_a_clear_refusal() -> None:
 
     with pytest.raises(UnstorableEventError, match="cannot be converted to UTC"):
         to_utc(Odd(2030, 1, 1, tzinfo=Raises()))
+
+
+def test_a_scheduled_event_id_no_driver_can_encode_is_refused_alone(
+    sql_backend: SqlBackend,
+) -> None:
+    store = sql_backend.open()
+    writer = Writer(scheduled=store, retry_initial=0.001, retry_max=0.01)
+    good = [ConformancePayload(scheduled_time=later(), value=n) for n in range(10)]
+    poison = ConformancePayload(event_id="id-\udfff", scheduled_time=later())
+    try:
+        futures = [writer.submit_scheduled([event]) for event in [*good[:5], poison, *good[5:]]]
+        assert writer.flush(30)
+        errors = [future.exception() for future in futures]
+        assert isinstance(errors.pop(5), UnstorableEventError | RejectedDataError)
+        assert errors == [None] * 10
+        assert writer.stats().retried == 0
+        assert {e.event_id for e in store.take_all()} == {e.event_id for e in good}
+    finally:
+        writer.stop(5)
+        store.close()
