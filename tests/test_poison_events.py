@@ -109,6 +109,8 @@ def test_the_codec_refuses_a_cycle() -> None:
 
 
 HOSTILE_LOG_SCRIPT = r"""
+import dataclasses
+import enum
 import sys
 from datetime import datetime, timedelta, tzinfo
 from llmgine.database import persist_event
@@ -135,8 +137,23 @@ class Flips(tzinfo):
     def tzname(self, dt): return "FLIPS"
     def dst(self, dt): return None
 
+class Valueless(enum.Enum):
+    A = 1
+
+    @property
+    def value(self): raise RuntimeError("no value")
+
+@dataclasses.dataclass(slots=True)
+class Unset:
+    x: int
+
+unset = Unset(1)
+del unset.x
+
 events = {
     "raises": Event(metadata={"at": datetime(2030, 1, 1, tzinfo=Raises())}),
+    "enum": Event(metadata={"e": Valueless.A}),
+    "slots": Event(metadata={"u": unset}),
     "no-offset": Event(metadata={"at": datetime(2030, 1, 1, 12, tzinfo=NoOffset())}),
     "key": Event(metadata={datetime(2030, 1, 1, tzinfo=Flips()): 1}),
     "stamp": Event(timestamp=datetime(2030, 1, 1, tzinfo=Raises())),  # type: ignore[arg-type]
@@ -152,7 +169,7 @@ for name, event in events.items():
 """
 
 
-def test_hostile_datetimes_in_an_event_never_crash_the_event_log(
+def test_hostile_values_in_an_event_never_crash_the_event_log(
     sql_backend: SqlBackend, tmp_path: Path
 ) -> None:
     script = tmp_path / "hostile.py"
@@ -164,6 +181,8 @@ def test_hostile_datetimes_in_an_event_never_crash_the_event_log(
     assert done.returncode == 0, done.stderr[-2000:]
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
     assert "Raises" in lines["raises"]  # a readable repr, not a crash
+    assert "Valueless.A" in lines["enum"]
+    assert "unrepresentable Unset" in lines["slots"]
     assert "'2030-01-01T12:00:00'" in lines["no-offset"]  # naive, as Python reads it: not UTC
     assert "+00:00" not in lines["no-offset"]
     assert lines["after"] == "{'fine': True} BUS"

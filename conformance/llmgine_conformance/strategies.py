@@ -13,7 +13,9 @@ found with them is a bug in the store, not in the data:
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -191,6 +193,29 @@ class OffsetlessZone(tzinfo):
         return None
 
 
+class ValuelessEnum(Enum):
+    """An Enum whose ``value`` raises: a C encoder reading it must not crash."""
+
+    A = 1
+
+    @property
+    def value(self) -> Any:
+        raise RuntimeError("ValuelessEnum has no value")
+
+
+@dataclass(slots=True)
+class UnsetSlot:
+    """A slots dataclass; `unset_slot` deletes its field, so reading it raises."""
+
+    x: int = 0
+
+
+def unset_slot() -> UnsetSlot:
+    value = UnsetSlot()
+    del value.x
+    return value
+
+
 def _nested(depth: int) -> Any:
     value: Any = []
     for _ in range(depth):
@@ -234,6 +259,8 @@ def hostile_values() -> st.SearchStrategy[Any]:
         st.integers(1, 200_000).map(lambda n: "L" * n),
         st.integers(1, 400).map(_nested),
         st.sampled_from(["list", "dict"]).map(_cycle),
+        st.just(ValuelessEnum.A),
+        st.builds(unset_slot),
     )
     return st.recursive(
         scalar,
