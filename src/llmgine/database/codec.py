@@ -26,6 +26,7 @@ import functools
 import inspect
 import json
 import math
+import re
 import sys
 import typing
 import uuid
@@ -65,9 +66,30 @@ def dumps(value: Any) -> str:
         except TypeError:  # lone surrogates: the stdlib escapes them
             pass
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return json.dumps(_unpaired(value), separators=(",", ":"), allow_nan=False)
     except (ValueError, TypeError, RecursionError) as exc:
         raise UnstorableEventError(f"payload is not JSON: {_error_text(exc)}") from None
+
+
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _unpaired(value: Any) -> Any:
+    """``value`` with every string holding a high surrogate followed by a low one tagged as
+    code points: JSON escapes them as ``\\ud800\\udc00``, which every parser reads back as
+    one character (U+10000). Keys holding such a pair turn their dict into the tagged form."""
+    kind = type(value)
+    if kind is str:
+        if _SURROGATE_PAIR.search(value) is None:
+            return value
+        return {TYPE_KEY: "str", "v": [ord(char) for char in value]}
+    if kind is list:
+        return [_unpaired(item) for item in value]
+    if kind is dict:
+        if any(_SURROGATE_PAIR.search(key) for key in value):
+            return {TYPE_KEY: "dict", "v": [[_unpaired(k), _unpaired(v)] for k, v in value.items()]}
+        return {key: _unpaired(item) for key, item in value.items()}
+    return value
 
 
 def loads(text: str | bytes) -> Any:
@@ -541,6 +563,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any], dict[str, type]], Any]] = {
     "enum": _decode_enum,
     "dataclass": _decode_dataclass,
     "repr": lambda v, _: v["v"],
+    "str": lambda v, _: "".join(map(chr, v["v"])),
 }
 
 
