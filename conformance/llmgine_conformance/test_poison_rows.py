@@ -20,12 +20,12 @@ import pytest
 from llmgine.database.codec import dumps, encode_event, loads
 from llmgine_conformance.backends import RAW_ROWS, RESTART, Backend
 from llmgine_conformance.events import ConformanceReminder
+from llmgine_conformance.support import LEASE
 
 CAPABILITY = "poison rows"
 
 pytestmark = pytest.mark.requires(RAW_ROWS)
 
-LEASE = timedelta(minutes=5)
 VALID = dumps(encode_event(ConformanceReminder(text="valid for its class")))
 
 
