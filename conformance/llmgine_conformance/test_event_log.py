@@ -43,7 +43,7 @@ class Logged:
     """What the test appended, to filter in Python as the store should."""
 
     event_id: str
-    session_id: str | None
+    session_id: str
     event_class: str
     timestamp: datetime
 
@@ -55,8 +55,8 @@ def log(backend: Backend) -> Any:
 
 @pytest.fixture
 def forty(log: Any) -> list[Logged]:
-    """Forty entries: three sessions and none, two classes, timestamps out of order with ties
-    and microsecond neighbours, appended in batches of various sizes."""
+    """Forty entries: three sessions and the default one, two classes, timestamps out of
+    order with ties and microsecond neighbours, appended in batches of various sizes."""
     rng = random.Random(9)
     sessions = [None, "s-1", "s-2", "s-3"]
     events: list[Event] = []
@@ -64,14 +64,16 @@ def forty(log: Any) -> list[Logged]:
         session = sessions[rng.randrange(4)]
         stamp = at(rng.choice([0, 5, 10, 10, 15, 20]), rng.choice([0, 0, 1]))
         kind = ConformanceLogged if rng.random() < 0.4 else Event
-        sid = None if session is None else SessionID(session)
-        events.append(kind(event_id=f"e{i:02d}-{rng.random()}", session_id=sid, timestamp=stamp))
+        event = kind(event_id=f"e{i:02d}-{rng.random()}", timestamp=stamp)
+        if session is not None:  # else the default, the bus's own session
+            event.session_id = SessionID(session)
+        events.append(event)
     for start, stop in ((0, 1), (1, 8), (8, 9), (9, 25), (25, 40)):
         log.append(events[start:stop])
     return [
         Logged(
             e.event_id,
-            None if e.session_id is None else str(e.session_id),
+            str(e.session_id),
             type(e).__name__,
             e.timestamp if isinstance(e.timestamp, datetime) else BASE,
         )
