@@ -151,3 +151,31 @@ def test_quarantine_is_logged_once_with_the_event_id(
     mentions = [r for r in caplog.records if bad_id in r.getMessage()]
     assert len(mentions) == 1
     assert mentions[0].levelno >= logging.WARNING
+
+
+def test_several_quarantined_rows_are_listed_in_insertion_order_each_with_its_reason(
+    backend: Backend,
+) -> None:
+    store = backend.open()
+    planted = {plant(backend, poison): poison for poison in POISONS.values()}
+    good = ConformanceReminder(scheduled_time=an_hour_ago())
+    store.add([good])
+    assert store.take_all() == [good]
+    rows = store.quarantined()
+    assert [row.event_id for row in rows] == list(planted)
+    for row in rows:
+        assert row.event_class_name == planted[row.event_id].event_class_name
+        assert loads(row.event_data) == loads(planted[row.event_id].event_data)
+        assert row.reason
+
+
+def test_a_limited_claim_reaches_past_a_backlog_of_poison_rows(backend: Backend) -> None:
+    store = backend.open()
+    for poison in POISONS.values():
+        plant(backend, poison)
+    good = [
+        ConformanceReminder(scheduled_time=datetime.now(UTC) - timedelta(seconds=s)) for s in (1, 0)
+    ]
+    store.add(good)
+    assert store.claim("a", due_before=datetime.now(UTC), lease=LEASE, limit=2) == good
+    assert len(store.quarantined()) == len(POISONS)
