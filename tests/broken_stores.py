@@ -279,12 +279,21 @@ class LeaseEndsInclusive(MemoryStore):
 
 
 class ClaimsQuarantinedRows(MemoryStore):
-    """claim: quarantined rows count as claimable (and are quarantined again, and again)."""
+    """claim: quarantined rows are picked again (and fail to decode again, every time)."""
 
-    def _claimable(self, row: Row, now: datetime) -> bool:
-        if row.quarantine_reason is not None:
-            return row.owner is None  # BROKEN: quarantine ignored
-        return super()._claimable(row, now)
+    def claim(
+        self, owner: str, *, due_before: datetime, lease: timedelta, limit: int
+    ) -> list[ScheduledEvent]:
+        now, due_limit = self._clock(), to_utc(due_before)
+        with self.database.lock:
+            rows = [
+                r
+                for r in self.database.scheduled.values()
+                if (r.quarantine_reason is not None or self._claimable(r, now))  # BROKEN
+                and r.due <= due_limit
+            ]
+            rows.sort(key=lambda r: (r.due, r.id))
+            return _Due.take(self, rows[: max(limit, 0)], owner, now + lease)
 
 
 class RenewsFromTheOldExpiry(MemoryStore):

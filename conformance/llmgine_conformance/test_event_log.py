@@ -169,6 +169,15 @@ def test_naive_bounds_are_local_time(log: Any, forty: list[Logged], zone: str) -
     assert all(e.timestamp >= at(5) for e in log.read())
 
 
+def test_re_appending_overlapping_batches_logs_each_event_once(
+    log: Any, forty: list[Logged]
+) -> None:
+    again = [Event(event_id=e.event_id, timestamp=e.timestamp) for e in forty]
+    log.append(again[5:30])
+    log.append([*again[35:], *again[:2]])
+    assert ids(log.read()) == [e.event_id for e in forty]
+
+
 # --- purge and trim ------------------------------------------------------------------------
 
 
