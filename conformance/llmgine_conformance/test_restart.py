@@ -298,3 +298,13 @@ def test_next_due_is_none_once_everything_is_taken(store: Any) -> None:
     store.add([ConformanceReminder()])
     store.take_all()
     assert store.next_due() is None
+
+
+@pytest.mark.requires(RESTART)
+def test_closing_twice_is_harmless(backend: Backend) -> None:
+    event = ConformanceReminder(scheduled_time=due_in(60))
+    store = backend.open()
+    store.add([event])
+    store.close()
+    store.close()
+    assert backend.open().next_due() == event.scheduled_time
