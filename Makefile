@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 COVERAGE_REPORT_ARGS ?=
 
-.PHONY: conformance demo test lint typecheck pytest bench clean
+.PHONY: conformance demo test lint typecheck pytest bench mutation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,13 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+# Mutation testing of the reference stores (memory.py and the SQL store modules) with the
+# conformance suite's store modules as the test command ([tool.mutmut] in pyproject.toml):
+# prints the score and every surviving mutant. Slow (tens of minutes); not part of `make test`.
+mutation: $(STAMP)
+	$(BIN)/pip install --quiet 'mutmut==3.8.1'
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/python ci/mutation_report.py
+
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf mutants $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -178,6 +178,33 @@ def test_re_appending_overlapping_batches_logs_each_event_once(
     assert ids(log.read()) == [e.event_id for e in forty]
 
 
+def test_a_batch_mixing_logged_and_new_events_logs_the_new_ones(
+    log: Any, forty: list[Logged]
+) -> None:
+    fresh = [Event(timestamp=at(30)) for _ in range(3)]
+    again = [Event(event_id=e.event_id, timestamp=e.timestamp) for e in forty[:2]]
+    log.append([again[0], fresh[0], again[1], *fresh[1:]])
+    assert ids(log.read()) == [e.event_id for e in forty] + ids(fresh)
+
+
+def test_retrying_an_append_after_a_purge_does_not_duplicate_what_the_purge_kept(
+    log: Any, forty: list[Logged]
+) -> None:
+    log.purge(at(10))
+    kept = ids(log.read())
+    log.append([Event(event_id=e.event_id, timestamp=e.timestamp) for e in forty])
+    assert [i for i in ids(log.read()) if i in kept] == kept
+
+
+def test_retrying_an_append_after_a_trim_does_not_duplicate_what_the_trim_kept(
+    log: Any, forty: list[Logged]
+) -> None:
+    log.trim(15)
+    kept = ids(log.read())
+    log.append([Event(event_id=e.event_id, timestamp=e.timestamp) for e in forty])
+    assert [i for i in ids(log.read()) if i in kept] == kept
+
+
 # --- purge and trim ------------------------------------------------------------------------
 
 
