@@ -266,6 +266,16 @@ def test_complete_of_nothing_deletes_nothing(store: Any, clock: FakeClock) -> No
     assert store.renew(OWNER, lease=LEASE) == set(ids(events))
 
 
+def test_owner_methods_count_every_event_of_a_large_claim(store: Any, clock: FakeClock) -> None:
+    """More events than a store may list in one statement (the SQL store lists 500)."""
+    events = due_now(clock, 1234)
+    store.add(events)
+    assert len(claim(store, clock, OWNER, limit=2000)) == 1234
+    assert store.renew(OWNER, lease=LEASE) == set(ids(events))
+    assert store.complete(OWNER, ids(events[:1100])) == 1100
+    assert store.release(OWNER) == 134
+
+
 # --- fencing: each owner-taking method against each state of an event ---------------------
 
 Acted = Callable[[Any, str], bool]

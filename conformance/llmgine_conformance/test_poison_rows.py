@@ -174,8 +174,10 @@ def test_a_limited_claim_reaches_past_a_backlog_of_poison_rows(backend: Backend)
     for poison in POISONS.values():
         plant(backend, poison)
     good = [
-        ConformanceReminder(scheduled_time=datetime.now(UTC) - timedelta(seconds=s)) for s in (1, 0)
+        ConformanceReminder(scheduled_time=datetime.now(UTC) - timedelta(seconds=s))
+        for s in (2, 1, 0)
     ]
     store.add(good)
-    assert store.claim("a", due_before=datetime.now(UTC), lease=LEASE, limit=2) == good
+    assert store.claim("a", due_before=datetime.now(UTC), lease=LEASE, limit=2) == good[:2]
     assert len(store.quarantined()) == len(POISONS)
+    assert store.claim("b", due_before=datetime.now(UTC), lease=LEASE, limit=2) == good[2:]
