@@ -51,8 +51,8 @@ def an_hour_ago() -> datetime:
     return datetime.now(UTC) - timedelta(hours=1)
 
 
-def plant(backend: Backend, poison: Poison) -> str:
-    """Insert ``poison`` as a row due an hour ago; return its event_id.
+def plant(backend: Backend, poison: Poison, due: datetime | None = None) -> str:
+    """Insert ``poison`` as a row due at ``due`` (default an hour ago); return its event_id.
 
     Skips for text that is not JSON where the backend refuses to hold it (a
     PostgreSQL JSON column checks what it is given).
@@ -63,7 +63,7 @@ def plant(backend: Backend, poison: Poison) -> str:
             event_id=event_id,
             event_class_name=poison.event_class_name,
             event_data=poison.event_data,
-            due=an_hour_ago(),
+            due=an_hour_ago() if due is None else due,
         )
     except Exception as exc:
         if poison is not NOT_JSON:
@@ -157,7 +157,11 @@ def test_several_quarantined_rows_are_listed_in_insertion_order_each_with_its_re
     backend: Backend,
 ) -> None:
     store = backend.open()
-    planted = {plant(backend, poison): poison for poison in POISONS.values()}
+    first_due = an_hour_ago()  # each row planted due earlier than the one before
+    planted = {
+        plant(backend, poison, first_due - timedelta(minutes=i)): poison
+        for i, poison in enumerate(POISONS.values())
+    }
     good = ConformanceReminder(scheduled_time=an_hour_ago())
     store.add([good])
     assert store.take_all() == [good]
