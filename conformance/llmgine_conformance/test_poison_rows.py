@@ -151,6 +151,18 @@ def test_quarantine_is_logged_once_with_the_event_id(
     mentions = [r for r in caplog.records if bad_id in r.getMessage()]
     assert len(mentions) == 1
     assert mentions[0].levelno >= logging.WARNING
+    [row] = store.quarantined()
+    assert row.reason in mentions[0].getMessage()
+
+
+def test_the_reason_says_why_the_row_cannot_be_restored(backend: Backend) -> None:
+    store = backend.open()
+    unknown = plant(backend, POISONS["unknown-class"])
+    bad_tag = plant(backend, POISONS["unknown-tag"])
+    store.take_all()
+    reasons = {row.event_id: row.reason for row in store.quarantined()}
+    assert "NoSuchConformanceEvent" in reasons[unknown]
+    assert "no-such-tag" in reasons[bad_tag]
 
 
 def test_several_quarantined_rows_are_listed_in_insertion_order_each_with_its_reason(
