@@ -142,6 +142,7 @@ CLAUSES: dict[str, tuple[str, ...]] = {
     "The earliest due instant among claimable events, or None if none.": (
         "test_restart::test_next_due_is_the_earliest_claimable_instant",
         "test_restart::test_events_of_an_expired_lease_are_restored_and_counted_due",
+        "test_leases::test_take_all_and_next_due_see_a_lease_end_exactly_as_claim_does",
         "test_poison_rows::test_the_quarantined_row_is_skipped_from_then_on",
     ),
     "Every quarantined row, in insertion order.": (

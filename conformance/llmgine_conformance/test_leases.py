@@ -80,6 +80,20 @@ def test_claim_owns_an_event_until_exactly_now_plus_the_lease(store: Any, clock:
     assert claim(store, clock, OTHER) == [event.event_id]
 
 
+def test_take_all_and_next_due_see_a_lease_end_exactly_as_claim_does(
+    store: Any, clock: FakeClock
+) -> None:
+    [event] = due_now(clock)
+    store.add([event])
+    claim(store, clock, OWNER, SHORT)
+    clock.advance(SHORT)
+    assert store.next_due() is None
+    assert store.take_all() == []
+    clock.advance(TICK)
+    assert store.next_due() == event.scheduled_time
+    assert store.take_all() == [event]
+
+
 def test_claim_counts_the_lease_from_its_own_now_not_the_due_time(
     store: Any, clock: FakeClock
 ) -> None:
