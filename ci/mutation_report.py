@@ -59,7 +59,13 @@ def main() -> int:
     equivalent = reviewed()
     survivors = sorted(name for name, code in codes.items() if code in SURVIVED)
     unreviewed = [name for name in survivors if name not in equivalent]
-    print(f"surviving mutants: {len(survivors)} ({len(survivors) - len(unreviewed)} reviewed)")
+    reviewed_count = len(survivors) - len(unreviewed)
+    print(f"surviving mutants: {len(survivors)} ({reviewed_count} reviewed as equivalent)")
+    if checked > reviewed_count:
+        adjusted = 100.0 * status["killed"] / (checked - reviewed_count)
+        print(f"score without the reviewed equivalents: {adjusted:.1f}%")
+    if status["not checked"]:
+        print(f"not checked yet: {status['not checked']} (run `make mutation` again to go on)")
     for name in unreviewed:
         print(f"  {name}")
     return 1 if unreviewed else 0
