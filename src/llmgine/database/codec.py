@@ -126,17 +126,23 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
     return payload
 
 
-def decode_event(class_name: str, payload: Any) -> ScheduledEvent:
+def decode_event(class_name: str, payload: Any, event_id: str | None = None) -> ScheduledEvent:
     """The scheduled event ``payload`` encodes, of the registered class ``class_name``.
 
-    Raises `DecodeError` for an unregistered class or a payload that does not
-    fit the class (missing required field, unknown tag, bad value).
+    ``event_id``: the stored row's own id, which is the event's identity whatever
+    the payload says. Raises `DecodeError` for an unregistered class or a payload
+    that does not fit the class (no ``scheduled_time``, missing required field,
+    unknown tag, bad value): nothing a row lacks is filled in with a default.
     """
     cls = EVENT_CLASSES.get(class_name)
     if cls is None:
         raise DecodeError(f"unknown event class {class_name!r}: it is not registered")
     if not isinstance(payload, dict):
         raise DecodeError(f"payload is a {type(payload).__name__}, not a JSON object")
+    if "scheduled_time" not in payload:
+        raise DecodeError(f"payload has no scheduled_time, which {class_name} requires")
+    if event_id is not None:
+        payload = {**payload, "event_id": event_id}
     plan = _plan(cls)
     try:
         known = plan.known
