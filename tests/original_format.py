@@ -51,6 +51,8 @@ class OriginalEvent:
     session_id: str = "ROOT"
     metadata: dict[str, Any] = field(default_factory=dict)
     class_name: str = "ScheduledEvent"
+    extra: dict[str, Any] = field(default_factory=dict)
+    """What a subclass's own ``to_dict`` override added."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class OriginalEvent:
             "metadata": self.metadata,
             "session_id": self.session_id,
             "scheduled_time": self.scheduled_time.isoformat(),
+            **self.extra,
         }
 
 
