@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from llmgine.bus import MessageBus
+from llmgine.database import DatabaseEngine
 from llmgine.errors import UnstorableEventError
 from llmgine.messages import ScheduledEvent
 from llmgine.messages.scheduled_events import EVENT_CLASSES, register_scheduled_event_class
@@ -79,3 +80,20 @@ def test_a_row_of_the_original_is_restored_through_from_dict(sql_backend: SqlBac
     [event] = sql_backend.open().take_all()
     assert isinstance(event, OriginalStyleReminder)
     assert (event.event_id, event.text, event.scheduled_time) == ("reminder", "call mum", due)
+
+
+async def test_a_refused_event_is_not_logged(
+    sql_backend: SqlBackend, use_backend: UseBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_backend(sql_backend)
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
+    bus = MessageBus()
+    await bus.start()
+    try:
+        event = OriginalStyleReminder(text="x", scheduled_time=datetime.now() + timedelta(hours=1))
+        with pytest.raises(UnstorableEventError):
+            await bus.publish(event)
+    finally:
+        await bus.stop()
+    assert DatabaseEngine.flush(5)
+    assert sql_backend.open().read() == []

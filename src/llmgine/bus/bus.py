@@ -33,6 +33,7 @@ from llmgine.bus.registry import (
 )
 from llmgine.bus.scheduler import DurableScheduler, SchedulerSettings
 from llmgine.bus.session import BusSession
+from llmgine.database.codec import check_attributes
 from llmgine.database.instants import to_utc, utc_now
 from llmgine.database.retention import Retention
 from llmgine.database.store import EventLog, ScheduledEventStore
@@ -367,14 +368,16 @@ class MessageBus:
 
     @staticmethod
     def _check_storable(event: ScheduledEvent) -> None:
-        """Refuse a class the store could not restore. (Its fields are checked as it is
-        stored: `publish` awaits that, and raises the same `UnstorableEventError`.)"""
+        """Refuse a class the store could not restore, or attributes it would not store.
+        (Field values are checked as the event is stored: `publish` awaits that, and
+        raises the same `UnstorableEventError`.)"""
         cls = type(event)
         if EVENT_CLASSES.get(cls.__name__) is not cls:
             raise UnstorableEventError(
                 f"{cls.__qualname__} is not registered, so it could not be restored after a "
                 "restart; decorate it with @register_scheduled_event_class"
             )
+        check_attributes(event)
 
     async def wait_for_events(self) -> None:
         """Wait until every queued event has been handled (scheduled ones count when due)."""

@@ -95,7 +95,7 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
     plan = _plan(cls)
     names = plan.field_names
     if strict:
-        _check_attributes(event, plan)
+        check_attributes(event, plan)
     if plan.undeclared:
         if strict:
             raise UnstorableEventError(
@@ -173,8 +173,10 @@ def decode_event(class_name: str, payload: Any, event_id: str | None = None) -> 
     return event
 
 
-def _check_attributes(event: Event, plan: _Plan) -> None:
-    """Refuse an event holding attributes that are not fields: they would not be stored."""
+def check_attributes(event: Event, plan: _Plan | None = None) -> None:
+    """Raise `UnstorableEventError` if ``event`` holds attributes that are not dataclass
+    fields (set by an ``__init__`` of its own, say): they would not be stored."""
+    plan = plan or _plan(type(event))
     attributes = getattr(event, "__dict__", None)
     if attributes and len(attributes) > len(plan.field_names):
         extra = sorted(set(attributes) - set(plan.field_names))
