@@ -381,6 +381,8 @@ VALUES: dict[str, Any] = {
     "lone-high-surrogate": "\ud800",
     "lone-low-surrogate": "x\udfffy",
     "surrogate-as-dict-key": {"\ud800": "\udfff"},
+    "high-then-low-surrogate": "a\ud800\udc00b",  # two code points, not U+10000
+    "surrogate-pair-in-key": {"\udbff\udfff": ["\ud83d\ude00"]},
     "max-code-point": "\U0010ffff",
     "megabyte-string": "x" * 1_000_000,
     "ten-thousand-ints": list(range(10_000)),

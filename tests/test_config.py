@@ -6,6 +6,7 @@ import pytest
 
 from llmgine.database.config import DEFAULT_SCHEMA, DEFAULT_URL, DatabaseConfig, redact
 from llmgine.database.models import Naming
+from llmgine.database.sqlstore import SQLAlchemyStore
 from llmgine.errors import ConfigurationError
 
 
@@ -118,3 +119,43 @@ def test_repr_and_redacted_url_hide_the_password() -> None:
     assert "hunter2" not in config.redacted_url
     assert "hunter2" not in redact("postgresql://user:hunter2@host/db")
     assert "hunter2" not in redact("not a url://user:hunter2@host")
+
+
+@pytest.mark.parametrize(
+    "schema", ["information_schema", "pg_catalog", "pg_toast", "PG_Catalog", "pg_anything"]
+)
+def test_reserved_postgres_schemas_are_refused(schema: str) -> None:
+    with pytest.raises(ConfigurationError, match="reserved"):
+        DatabaseConfig(db_url="postgresql://h/db", schema=schema, persist_events=False)
+
+
+def test_an_empty_postgres_schema_is_refused_rather_than_falling_into_public() -> None:
+    with pytest.raises(ConfigurationError, match=r"empty.*search_path"):
+        DatabaseConfig(db_url="postgresql://h/db", schema="", persist_events=False)
+
+
+def test_public_is_accepted_when_named() -> None:
+    config = DatabaseConfig(db_url="postgresql://h/db", schema="public", persist_events=False)
+    assert config.naming == Naming(schema="public")
+
+
+@pytest.mark.parametrize(
+    ("naming", "why"),
+    [
+        ({"schema": ""}, "empty"),
+        ({"schema": "information_schema"}, "reserved"),
+        ({"schema": "pg_catalog"}, "reserved"),
+        ({"schema": 'x"; drop schema public; --'}, "not a valid name"),
+        ({"schema": "s" * 64}, "63 bytes"),
+        ({"prefix": "a b_"}, "not a valid name"),
+        ({"prefix": "1_"}, "not a valid name"),
+    ],
+)
+def test_a_naming_given_directly_is_validated_as_well(naming: dict[str, str], why: str) -> None:
+    with pytest.raises(ConfigurationError, match=why):
+        Naming(**naming)
+
+
+def test_the_store_refuses_a_reserved_schema_however_it_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="reserved"):
+        SQLAlchemyStore.from_url("postgresql://h/db", schema="pg_catalog")

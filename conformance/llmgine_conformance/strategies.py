@@ -12,7 +12,10 @@ found with them is a bug in the store, not in the data:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -159,3 +162,125 @@ def scheduled_events(
         moments=st.lists(datetimes(), max_size=3),
         extra=st.dictionaries(st.text(max_size=8), json_values(), max_size=4),
     )
+
+
+# --- hostile values: what no store may crash on ---------------------------------------
+
+
+class RaisingZone(tzinfo):
+    """A tzinfo whose ``utcoffset`` raises: a C encoder calling it must not crash."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("RaisingZone has no offset")
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("RaisingZone has no DST")
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "RAISING"
+
+
+class OffsetlessZone(tzinfo):
+    """A tzinfo whose ``utcoffset`` returns None: Python calls such a datetime naive."""
+
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> None:
+        return None
+
+
+class ValuelessEnum(Enum):
+    """An Enum whose ``value`` raises: a C encoder reading it must not crash."""
+
+    A = 1
+
+    @property
+    def value(self) -> Any:
+        raise RuntimeError("ValuelessEnum has no value")
+
+
+@dataclass(slots=True)
+class UnsetSlot:
+    """A slots dataclass; `unset_slot` deletes its field, so reading it raises."""
+
+    x: int = 0
+
+
+def unset_slot() -> UnsetSlot:
+    value = UnsetSlot()
+    del value.x
+    return value
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _cycle(kind: str) -> Any:
+    if kind == "list":
+        looped: list[Any] = [1]
+        looped.append(looped)
+        return looped
+    loop: dict[str, Any] = {"a": 1}
+    loop["self"] = loop
+    return loop
+
+
+def huge_int(sign: int = 1) -> int:
+    """An integer ``str`` refuses (beyond the interpreter's int-to-str digit limit)."""
+    digits: int = sys.get_int_max_str_digits() + 5
+    huge: int = sign * 10**digits
+    return huge
+
+
+def hostile_values() -> st.SearchStrategy[Any]:
+    """Values that have broken stores: tzinfos that raise or return None (in datetimes,
+    times and dict keys), integers past the digit limit, deep nesting, cycles, lone
+    surrogates, NaN and infinities, NUL, large strings. A store may refuse a scheduled
+    event holding one (with `UnstorableEventError`); it must never crash or lose another.
+    Some of these values cannot be printed (``repr`` raises): see `Hostile`."""
+    zone = st.sampled_from([RaisingZone(), OffsetlessZone()])
+    moment = st.builds(datetime, st.integers(1, 9999), st.just(1), st.just(1), tzinfo=zone)
+    clock = st.builds(time, st.integers(0, 23), tzinfo=zone)
+    scalar = st.one_of(
+        moment,
+        clock,
+        st.sampled_from([1, -1]).map(huge_int),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(st.characters(exclude_categories=()), max_size=8),
+        st.sampled_from(["\x00", "a\x00b", "\udfff", "x\ud800y"]),
+        st.integers(1, 200_000).map(lambda n: "L" * n),
+        st.integers(1, 400).map(_nested),
+        st.sampled_from(["list", "dict"]).map(_cycle),
+        st.just(ValuelessEnum.A),
+        st.builds(unset_slot),
+    )
+    return st.recursive(
+        scalar,
+        lambda children: st.one_of(
+            st.lists(children, max_size=3),
+            st.dictionaries(st.text(max_size=4), children, max_size=3),
+        ),
+        max_leaves=4,
+    )
+
+
+class Hostile:
+    """A hostile value, printable in a report even where its own ``repr`` raises."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        try:
+            text = repr(self.value)
+        except Exception as exc:
+            text = f"<{type(self.value).__name__} whose repr raises {type(exc).__name__}>"
+        return f"Hostile({text[:300]})"

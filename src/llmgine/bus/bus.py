@@ -363,7 +363,12 @@ class MessageBus:
                 f"{type(event).__qualname__}.scheduled_time is a "
                 f"{type(event.scheduled_time).__name__}, not a datetime"
             )
-        due = to_utc(event.scheduled_time)
+        try:
+            due = to_utc(event.scheduled_time)
+        except UnstorableEventError as exc:
+            raise UnstorableEventError(
+                f"{type(event).__qualname__}.scheduled_time: {exc}"
+            ) from None
         return due if due > self._now() else None
 
     @staticmethod

@@ -8,6 +8,8 @@ operation, and the one place driver errors are translated.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,7 +26,14 @@ from llmgine.database._driver_rows import DriverInsert, driver_instant
 from llmgine.database._upgrade import original_tables, upgrade_original_tables
 from llmgine.database.instants import utc_now
 from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
-from llmgine.errors import RejectedDataError, SchemaVersionError, StoreUnavailableError
+from llmgine.errors import (
+    RejectedDataError,
+    SchemaVersionError,
+    StoreUnavailableError,
+    refusal,
+)
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 500
 """Ids per statement when a statement lists ids, well under every driver's parameter limit."""
@@ -99,6 +108,9 @@ class SqlBase:
         self._ready = False
         self._setup_lock = threading.Lock()
         self._where = engine.url.render_as_string(hide_password=True)
+        self._file = sqlite_file(engine)
+        """The SQLite database file, whose identity is checked before each commit."""
+        self._file_id: tuple[int, int] | None = None
         self._prepare()
 
     def _prepare(self) -> None:
@@ -136,6 +148,8 @@ class SqlBase:
                 return
             with self._errors("setup"), self._engine.begin() as conn:
                 self._create(conn)
+            if self._file is not None:
+                self._file_id = file_identity(self._file)
             self._ready = True
 
     def _create(self, conn: Connection) -> None:
@@ -170,6 +184,23 @@ class SqlBase:
             self.setup()
         with self._errors(operation), self._engine.begin() as conn:
             yield conn
+            if self._file is not None and file_identity(self._file) != self._file_id:
+                raise self._file_lost(operation)  # before the commit: it rolls back
+
+    def _file_lost(self, operation: str) -> StoreUnavailableError:
+        """The SQLite file was deleted or replaced under this store: its connections write
+        to a file no one will open again. Drop them; the next call creates the file anew."""
+        found = "was replaced" if os.path.exists(self._file or "") else "was deleted"
+        logger.error(
+            "the SQLite file of %s %s while in use: whatever it held is gone with it; "
+            "%s not committed, the file is created again for the next write",
+            self._where,
+            found,
+            operation,
+        )
+        self._ready = False
+        self._engine.dispose()  # its connections hold the old file open
+        return StoreUnavailableError(f"{operation} on {self._where}: the database file {found}")
 
     @contextmanager
     def _errors(self, operation: str) -> Iterator[None]:
@@ -180,13 +211,23 @@ class SqlBase:
             raise RejectedDataError(
                 f"{operation} on {self._where} rejected: {first_line(exc.orig)}"
             ) from exc
+        except sa_exc.StatementError as exc:
+            data = exc.orig is not None and refusal(exc.orig) is not None
+            if data and not isinstance(exc, sa_exc.DBAPIError):
+                raise RejectedDataError(  # a value the driver could not convert
+                    f"{operation} on {self._where} rejected: {first_line(exc.orig)}"
+                ) from exc
+            raise self._unavailable(operation, exc) from exc
         except sa_exc.SQLAlchemyError as exc:
-            if missing_table(exc):
-                self._ready = False
-            detail = first_line(getattr(exc, "orig", None) or exc)
-            raise StoreUnavailableError(
-                f"{operation} on {self._where} failed: {type(exc).__name__}: {detail}"
-            ) from exc
+            raise self._unavailable(operation, exc) from exc
+
+    def _unavailable(self, operation: str, exc: sa_exc.SQLAlchemyError) -> StoreUnavailableError:
+        if missing_table(exc):
+            self._ready = False
+        detail = first_line(getattr(exc, "orig", None) or exc)
+        return StoreUnavailableError(
+            f"{operation} on {self._where} failed: {type(exc).__name__}: {detail}"
+        )
 
     def _insert_ignoring_duplicates(
         self, conn: Connection, table: Any, rows: list[dict[str, Any]]
@@ -206,6 +247,27 @@ class SqlBase:
                 fresh.setdefault(row["event_id"], row)
         if fresh:
             conn.execute(insert(table), list(fresh.values()))
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The absolute path of the engine's SQLite file; None for another database, an
+    in-memory one, or a ``file:`` URI (whose path SQLite itself interprets)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("uri"):
+        return None
+    return os.path.abspath(database)
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None if there is none. One stat call."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def qualified_table(engine: Engine, table: Any) -> str:

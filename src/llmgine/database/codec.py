@@ -26,6 +26,7 @@ import functools
 import inspect
 import json
 import math
+import re
 import sys
 import typing
 import uuid
@@ -46,6 +47,10 @@ TYPE_KEY = "$type"
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 """Types a decoded payload field holds as itself, with nothing to look at."""
 _INT64 = 2**63
+MAX_DEPTH = 100
+"""Containers (lists, dicts, tuples, sets, dataclasses) nested deeper than this are refused
+(the event log stores a repr instead): a cycle or absurd nesting fails here, with a clear
+error, rather than in the JSON encoder, the database or the decoder after a restart."""
 
 
 _orjson: Any = orjson
@@ -54,13 +59,37 @@ handles what orjson refuses (lone surrogates). Tests set this to None to run wit
 
 
 def dumps(value: Any) -> str:
-    """JSON text of an encoded payload."""
+    """JSON text of an encoded payload; `UnstorableEventError` if it is not JSON-safe."""
     if _orjson is not None:
         try:
             return str(_orjson.dumps(value).decode())
         except TypeError:  # lone surrogates: the stdlib escapes them
             pass
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    try:
+        return json.dumps(_unpaired(value), separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise UnstorableEventError(f"payload is not JSON: {_error_text(exc)}") from None
+
+
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _unpaired(value: Any) -> Any:
+    """``value`` with every string holding a high surrogate followed by a low one tagged as
+    code points: JSON escapes them as ``\\ud800\\udc00``, which every parser reads back as
+    one character (U+10000). Keys holding such a pair turn their dict into the tagged form."""
+    kind = type(value)
+    if kind is str:
+        if _SURROGATE_PAIR.search(value) is None:
+            return value
+        return {TYPE_KEY: "str", "v": [ord(char) for char in value]}
+    if kind is list:
+        return [_unpaired(item) for item in value]
+    if kind is dict:
+        if any(_SURROGATE_PAIR.search(key) for key in value):
+            return {TYPE_KEY: "dict", "v": [[_unpaired(k), _unpaired(v)] for k, v in value.items()]}
+        return {key: _unpaired(item) for key, item in value.items()}
+    return value
 
 
 def loads(text: str | bytes) -> Any:
@@ -81,6 +110,10 @@ class _Unencodable(Exception):
         self.value = value
         self.why = why
         self.path: list[str] = []
+
+
+class _TooDeep(Exception):
+    """Containers nested past `MAX_DEPTH`: the whole field is refused (or its repr logged)."""
 
 
 def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
@@ -118,11 +151,11 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
             raise UnstorableEventError(
                 f"cannot store {cls.__qualname__}.{where}: {exc.why}"
             ) from None
-        except RecursionError:  # a container that holds itself, or absurd nesting
+        except (RecursionError, _TooDeep):  # a container that holds itself, or absurd nesting
             if strict:
                 raise UnstorableEventError(
                     f"cannot store {cls.__qualname__}.{name}: it contains itself "
-                    "or is nested too deeply"
+                    f"or is nested more than {MAX_DEPTH} levels deep"
                 ) from None
             payload[name] = {TYPE_KEY: "repr", "v": safe_repr(value)}
     return payload
@@ -344,21 +377,37 @@ def _clock(tag: str, value: datetime | time) -> dict[str, Any]:
 class _Encoder:
     def __init__(self, known: dict[str, type] | None) -> None:
         self.known = known  # None: lenient (event log)
+        self.depth = 0
 
     def encode(self, value: Any) -> Any:
+        depth = self.depth
         try:
             return self._encode(value)
         except _Unencodable:
             if self.known is None:
+                self.depth = depth
                 return {TYPE_KEY: "repr", "v": safe_repr(value)}
             raise
+        except (RecursionError, _TooDeep):
+            raise
+        except Exception as exc:  # the value's own code failed (a tzinfo, an int too long)
+            if self.known is None:
+                self.depth = depth
+                return {TYPE_KEY: "repr", "v": safe_repr(value)}
+            raise _Unencodable(value, f"{type(value).__qualname__}: {_error_text(exc)}") from None
+
+    def _enter(self, value: Any) -> None:
+        """One container level deeper; `_Unencodable` past `MAX_DEPTH` (or a cycle)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep
 
     def _encode(self, value: Any) -> Any:
         kind = type(value)
         if kind is str or kind is bool or value is None:
             return value
         if kind is int:
-            return value if -_INT64 <= value < _INT64 else {TYPE_KEY: "int", "v": str(value)}
+            return value if -_INT64 <= value < _INT64 else {TYPE_KEY: "int", "v": _int_text(value)}
         if kind is float:
             return value if math.isfinite(value) else {TYPE_KEY: "float", "v": repr(value)}
         if kind is dict:
@@ -371,6 +420,7 @@ class _Encoder:
         return self._other(value)
 
     def _items(self, values: Any) -> list[Any]:
+        self._enter(values)
         out = []
         for index, item in enumerate(values):
             try:
@@ -378,9 +428,11 @@ class _Encoder:
             except _Unencodable as exc:
                 exc.path.append(f"[{index}]")
                 raise
+        self.depth -= 1
         return out
 
     def _dict(self, value: dict[Any, Any]) -> Any:
+        self._enter(value)
         plain = TYPE_KEY not in value and all(type(k) is str for k in value)
         out: dict[str, Any] = {}
         pairs: list[list[Any]] = []
@@ -393,6 +445,7 @@ class _Encoder:
             except _Unencodable as exc:
                 exc.path.append(f"[{safe_repr(key)}]")
                 raise
+        self.depth -= 1
         return out if plain else {TYPE_KEY: "dict", "v": pairs}
 
     def _tagged_items(self, tag: str, values: Any) -> dict[str, Any]:
@@ -429,6 +482,7 @@ class _Encoder:
             )
 
     def _dataclass(self, value: Any) -> dict[str, Any]:
+        self._enter(value)
         fields = {}
         for f in dataclasses.fields(value):
             try:
@@ -436,7 +490,28 @@ class _Encoder:
             except _Unencodable as exc:
                 exc.path.append(f".{f.name}")
                 raise
+        self.depth -= 1
         return {TYPE_KEY: "dataclass", "cls": qualified_name(type(value)), "v": fields}
+
+
+def _int_text(value: int) -> str:
+    """``str(value)``; `_Unencodable` past the interpreter's int-to-str digit limit."""
+    try:
+        return str(value)
+    except ValueError:
+        raise _Unencodable(
+            value,
+            f"an integer of about {value.bit_length() * 30103 // 100000} digits is over the "
+            f"interpreter's limit of {sys.get_int_max_str_digits()} (sys.set_int_max_str_digits)",
+        ) from None
+
+
+def _error_text(exc: BaseException) -> str:
+    """``type: message`` of an error raised by a value's own code, which may be hostile."""
+    try:
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    except Exception:
+        return type(exc).__name__
 
 
 def safe_repr(value: Any) -> str:
@@ -534,6 +609,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any], dict[str, type]], Any]] = {
     "enum": _decode_enum,
     "dataclass": _decode_dataclass,
     "repr": lambda v, _: v["v"],
+    "str": lambda v, _: "".join(map(chr, v["v"])),
 }
 
 

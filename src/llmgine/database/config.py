@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from llmgine.database.models import Naming
+from llmgine.database.models import IDENTIFIER, Naming
 from llmgine.database.retention import Retention, parse_duration
 from llmgine.errors import ConfigurationError
 from llmgine.redaction import redact as redact  # re-exported: its former home
@@ -39,10 +38,8 @@ ENV_POOL_TIMEOUT = "LLMGINE_DB_POOL_TIMEOUT"
 DEFAULT_URL = "sqlite:///./message_bus.db"
 DEFAULT_SCHEMA = "message_bus"
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
-_POSTGRES_IDENTIFIER_BYTES = 63
 
 
 @dataclass(frozen=True)
@@ -156,21 +153,37 @@ def normalize_url(raw: str) -> URL:
 
 
 def validate_schema(schema: str, *, postgres: bool) -> None:
-    """Raise `ConfigurationError` unless ``schema`` is a usable name for this backend."""
-    if schema == "":
-        return
-    parts = schema.split(".")
-    if not all(_IDENTIFIER.fullmatch(part) for part in parts):
+    """Raise `ConfigurationError` unless ``schema`` is a usable name for this backend.
+
+    The rules themselves are `Naming`'s (`llmgine.database.models`), checked by
+    building the naming; this adds what only the variable's spelling can say.
+    """
+    if postgres and schema == "":
+        raise ConfigurationError(
+            f"{ENV_SCHEMA} is empty: on PostgreSQL name a schema (default message_bus); "
+            "the tables would otherwise land in whichever schema the search_path names "
+            "first, usually public"
+        )
+    if schema and not all(IDENTIFIER.fullmatch(part) for part in schema.split(".")):
         raise ConfigurationError(
             f"{ENV_SCHEMA}={schema!r} is not a valid name: use letters, digits and "
             "underscores, not starting with a digit (dots separate parts on SQLite)"
         )
-    if postgres and len(parts) > 1:
+    if postgres and "." in schema:
         raise ConfigurationError(
             f"{ENV_SCHEMA}={schema!r}: a PostgreSQL schema name cannot contain dots"
         )
-    if postgres and len(schema.encode()) > _POSTGRES_IDENTIFIER_BYTES:
-        raise ConfigurationError(f"{ENV_SCHEMA}={schema!r} is longer than PostgreSQL's 63 bytes")
+    try:
+        naming_for(schema, postgres=postgres)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{ENV_SCHEMA}: {exc}") from None
+
+
+def naming_for(schema: str, *, postgres: bool) -> Naming:
+    """PostgreSQL: the schema. Elsewhere: a table prefix (``a.b`` gives ``a_b_``)."""
+    if postgres:
+        return Naming(schema=schema)
+    return Naming(prefix=schema.replace(".", "_") + "_" if schema else "")
 
 
 @dataclass(frozen=True, init=False, eq=False)
@@ -237,9 +250,7 @@ class DatabaseConfig:
     @property
     def naming(self) -> Naming:
         """PostgreSQL: the schema. Elsewhere: a table prefix (``a.b`` gives ``a_b_``)."""
-        if self.is_postgres:
-            return Naming(schema=self.schema or None)
-        return Naming(prefix=self.schema.replace(".", "_") + "_" if self.schema else "")
+        return naming_for(self.schema, postgres=self.is_postgres)
 
     def has_changed(self, other: DatabaseConfig) -> bool:
         """True if URL, schema, the persist flag, the log retention or the pool settings

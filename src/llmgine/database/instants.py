@@ -29,17 +29,25 @@ def to_utc(value: datetime) -> datetime:
     range, or whose tzinfo fails to give an offset.
     """
     if not isinstance(value, datetime):
-        raise UnstorableEventError(f"{value!r} is a {type(value).__name__}, not a datetime")
+        raise UnstorableEventError(f"{_show(value)} is a {type(value).__name__}, not a datetime")
     try:
         instant = value.astimezone(UTC)
     except Exception as exc:  # overflow, or a third-party tzinfo that raises
-        raise UnstorableEventError(f"{value!r} cannot be converted to UTC: {exc}") from exc
+        raise UnstorableEventError(f"{_show(value)} cannot be converted to UTC: {exc}") from exc
     if not MIN_INSTANT <= instant <= MAX_INSTANT:
         raise UnstorableEventError(
-            f"{value!r} is outside the supported range "
+            f"{_show(value)} is outside the supported range "
             f"{MIN_INSTANT.isoformat()} to {MAX_INSTANT.isoformat()}"
         )
     return instant
+
+
+def _show(value: object) -> str:
+    """``repr(value)`` for a message, or a placeholder where a hostile repr raises."""
+    try:
+        return repr(value)[:200]
+    except Exception:
+        return f"<{type(value).__qualname__}>"
 
 
 def parse_timestamp(value: object) -> datetime | None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
+from llmgine.database import codec
 from llmgine.database._driver_rows import YIELD_EVERY
 from llmgine.database.instants import parse_timestamp
 from llmgine.database.log_json import log_json
@@ -49,24 +50,48 @@ def log_values(event: Event, now: datetime) -> tuple[str, str, str, str | None, 
     return event_id, name, data, session, parse_timestamp(event.timestamp) or now
 
 
+def _plain(text: str) -> bool:
+    """True for text with no lone surrogate, which no driver takes (checked cheaply)."""
+    return text.isascii() or text == safe_text(text, len(text))
+
+
 def _checked_id(event: Event) -> str:
     """``event``'s id as text; `RejectedDataError` if the column cannot hold it."""
-    event_id = str(event.event_id)
-    if len(event_id) > MAX_NAME:
+    try:
+        event_id = str(event.event_id)
+    except Exception as exc:  # a hostile __str__
+        raise RejectedDataError(f"event_id of {type(event).__qualname__}: {exc!r:.200}") from None
+    if len(event_id) > MAX_NAME or not _plain(event_id):
         raise RejectedDataError(
-            f"event_id of {type(event).__qualname__} is over {MAX_NAME} characters"
+            f"event_id of {type(event).__qualname__} must be at most {MAX_NAME} characters, "
+            f"without lone surrogates, not {event_id!r:.80}"
         )
     return event_id
 
 
+def safe_text(value: object, limit: int = MAX_NAME) -> str:
+    """``value`` as text a driver can encode: lone surrogates escaped, cut to ``limit``.
+    (NUL stays: SQLite keeps it, PostgreSQL refuses the entry, which is then dropped.)"""
+    try:
+        text = value if type(value) is str else str(value)
+    except Exception:
+        text = codec.safe_repr(value)
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:limit]
+
+
 def _fields(event: Event) -> tuple[str, str, str, str | None]:
     event_id = event.event_id
-    if type(event_id) is not str or len(event_id) > MAX_NAME:
+    if type(event_id) is not str or len(event_id) > MAX_NAME or not _plain(event_id):
         event_id = _checked_id(event)
     session: str | None = event.session_id
-    if session is not None and (type(session) is not str or len(session) > MAX_NAME):
-        session = str(session)[:MAX_NAME]
-    return event_id, type(event).__name__[:MAX_NAME], log_json(event), session
+    if session is not None and (
+        type(session) is not str or len(session) > MAX_NAME or not _plain(session)
+    ):
+        session = safe_text(session)
+    name = type(event).__name__
+    return event_id, name if _plain(name) else safe_text(name), log_json(event), session
 
 
 class DriverLogRows:
@@ -104,10 +129,12 @@ class DriverLogRows:
             for event in events[start : start + YIELD_EVERY]:
                 event_id, value = event.event_id, event.timestamp
                 session: str | None = event.session_id
-                if type(event_id) is not str or len(event_id) > MAX_NAME:
+                if type(event_id) is not str or len(event_id) > MAX_NAME or not _plain(event_id):
                     event_id = _checked_id(event)
-                if session is not None and (type(session) is not str or len(session) > MAX_NAME):
-                    session = str(session)[:MAX_NAME]
+                if session is not None and (
+                    type(session) is not str or len(session) > MAX_NAME or not _plain(session)
+                ):
+                    session = safe_text(session)
                 if (
                     type(value) is str
                     and len(value) == _WALL
@@ -120,6 +147,8 @@ class DriverLogRows:
                 else:
                     stamp = slow_stamp(value, created)
                 name = type(event).__name__
+                if not _plain(name):
+                    name = safe_text(name)
                 yield event_id, name[:MAX_NAME], log_json(event), session, stamp, created
             time.sleep(0)  # background work: let an event loop in another thread run
 

@@ -11,6 +11,7 @@ Copies keep several stores with different names safe in one process.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy.schema import SchemaConst
 from sqlalchemy.types import TypeEngine
 
 from llmgine.database.instants import to_utc, utc_now
+from llmgine.errors import ConfigurationError
 
 SCHEMA_VERSION = 1
 """The version of the tables this code writes; kept in ``llmgine_meta``."""
@@ -138,12 +140,61 @@ class MetaRecord(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A schema name or table prefix: letters, digits and underscores, not starting with a digit."""
+MAX_SCHEMA_BYTES = 63
+"""PostgreSQL's identifier limit; a longer name would be silently cut."""
+RESERVED_SCHEMAS = frozenset({"information_schema"})
+"""System schemas llmgine never writes to, besides every ``pg_*`` one (``pg_catalog``,
+``pg_toast``...), which PostgreSQL reserves. Compared without regard to case."""
+
+
 @dataclass(frozen=True)
 class Naming:
-    """Where a store's tables live: a database schema, a table-name prefix, or neither."""
+    """Where a store's tables live: a database schema, a table-name prefix, or neither.
+
+    Validated here, which every store goes through (`DatabaseConfig.naming` builds one; so
+    does anyone who gives a store a naming of their own): raises `ConfigurationError` for
+    an empty or reserved schema, or a schema or prefix that is not an `IDENTIFIER`.
+    """
 
     schema: str | None = None
     prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.schema is not None:
+            check_schema_name(self.schema)
+        if not isinstance(self.prefix, str) or (
+            self.prefix and not IDENTIFIER.fullmatch(self.prefix)
+        ):
+            raise ConfigurationError(
+                f"table prefix {self.prefix!r} is not a valid name: use letters, digits and "
+                "underscores, not starting with a digit"
+            )
+
+
+def check_schema_name(schema: object) -> None:
+    """Raise `ConfigurationError` unless ``schema`` is a database schema llmgine may own."""
+    if not isinstance(schema, str) or not schema:
+        raise ConfigurationError(
+            f"schema name {schema!r} is empty: name a schema (the tables would otherwise land "
+            "in whichever schema the search_path names first, usually public)"
+        )
+    if not IDENTIFIER.fullmatch(schema):
+        raise ConfigurationError(
+            f"schema name {schema!r} is not a valid name: use letters, digits and "
+            "underscores, not starting with a digit"
+        )
+    if len(schema.encode()) > MAX_SCHEMA_BYTES:
+        raise ConfigurationError(
+            f"schema name {schema!r} is longer than PostgreSQL's {MAX_SCHEMA_BYTES} bytes"
+        )
+    folded = schema.lower()
+    if folded in RESERVED_SCHEMAS or folded.startswith("pg_"):
+        raise ConfigurationError(
+            f"schema name {schema!r} is reserved for the database's own catalog; "
+            "choose another (the default is message_bus)"
+        )
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class SQLAlchemyStore(SqlEventLog):
         cls,
         url: str,
         *,
-        schema: str = "",
+        schema: str = "message_bus",
         clock: Callable[[], datetime] | None = None,
         pool: PoolSettings | None = None,
     ) -> SQLAlchemyStore:

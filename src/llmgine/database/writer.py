@@ -8,7 +8,9 @@ moment share one transaction (group commit).
 
 On `StoreUnavailableError` a batch is retried with exponential backoff until
 it succeeds or the writer stops. A batch the database refuses for its data
-(`RejectedDataError`, `UnstorableEventError`) is split in halves until the
+(`RejectedDataError`, `UnstorableEventError`, or a ``ValueError``, ``TypeError``,
+``OverflowError`` or ``RecursionError`` raised converting a value: see
+`llmgine.errors.refusal`) is split in halves until the
 offending entry is alone; that entry is logged and dropped (a scheduled one
 fails its future) and the rest are written.
 """
@@ -26,10 +28,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar
 
+from llmgine import errors
 from llmgine.database._faultlog import FaultLog
 from llmgine.database.retention import Retention
 from llmgine.database.store import EventLog, ScheduledEventStore
-from llmgine.errors import RejectedDataError, StoreUnavailableError, UnstorableEventError
+from llmgine.errors import StoreUnavailableError
 from llmgine.messages.events import Event
 from llmgine.messages.scheduled_events import ScheduledEvent
 
@@ -402,24 +405,28 @@ class Writer:
     ) -> list[T]:
         """Write ``items``, retrying faults and isolating refused items; return those written.
 
-        Anything a store raises other than a refusal counts as a fault and is
-        retried, even from a store that breaks the contract by raising raw
+        `llmgine.errors.refusal` tells a refusal (an error raised for the data:
+        `RejectedDataError`, `UnstorableEventError`, or a ``ValueError``-like error
+        from an encoder or driver) from a fault. A refusal is isolated by halving
+        and only the refused item is dropped; anything else counts as a fault and
+        is retried, even from a store that breaks the contract by raising raw
         driver errors: the writer never drops what it was given because of one.
         """
         delay = self._retry_initial
         while True:
             try:
                 write(items)
-            except (RejectedDataError, UnstorableEventError) as exc:
-                with self._cond:
-                    self._last_error = str(exc)
-                if len(items) == 1:
-                    refused(items[0], exc)
-                    return []
-                middle = len(items) // 2
-                first = self._write_with_retry(items[:middle], write, refused)
-                return first + self._write_with_retry(items[middle:], write, refused)
             except Exception as exc:
+                refusal = errors.refusal(exc)
+                if refusal is not None:
+                    with self._cond:
+                        self._last_error = str(refusal)
+                    if len(items) == 1:
+                        refused(items[0], refusal)
+                        return []
+                    middle = len(items) // 2
+                    first = self._write_with_retry(items[:middle], write, refused)
+                    return first + self._write_with_retry(items[middle:], write, refused)
                 fault = (
                     exc
                     if isinstance(exc, StoreUnavailableError)
