@@ -192,7 +192,8 @@ class FileStore:
         decoded = []
         for row in sorted(rows, key=_Row.order):
             try:
-                decoded.append((row, decode_event(row.event_class_name, loads(row.event_data))))
+                payload = loads(row.event_data)
+                decoded.append((row, decode_event(row.event_class_name, payload, row.event_id)))
             except Exception as exc:
                 row.quarantine_reason = f"{type(exc).__name__}: {exc}"
                 row.owner = row.lease_until = None

@@ -104,9 +104,9 @@ class MemoryStore:
         decoded = []
         for row in sorted(rows, key=lambda r: (r.due, r.id)):
             try:
-                decoded.append(
-                    (row, codec.decode_event(row.event_class_name, codec.loads(row.event_data)))
-                )
+                payload = codec.loads(row.event_data)
+                event = codec.decode_event(row.event_class_name, payload, row.event_id)
+                decoded.append((row, event))
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, DecodeError) else f"malformed payload: {exc}"
                 logger.error("quarantined scheduled event %s: %s", row.event_id, reason)

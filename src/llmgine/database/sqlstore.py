@@ -230,7 +230,7 @@ class SQLAlchemyStore(SqlEventLog):
         decode, loads = codec.decode_event, codec.loads
         for row in sorted(rows, key=lambda r: (_due_key(r.scheduled_time), r.id)):
             try:
-                events.append(decode(row.event_class_name, loads(row[3])))
+                events.append(decode(row.event_class_name, loads(row[3]), row.event_id))
             except Exception as exc:
                 reason = _reason(exc)
                 logger.error(
