@@ -19,11 +19,10 @@ so the tables an application already keeps in that database are not touched.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from llmgine.database.config import read_environment
 from llmgine_conformance.backends import postgres_url_from_environment
@@ -32,10 +31,16 @@ from llmgine_conformance.preflight import EXIT_CODES, check_target
 INI = Path(__file__).with_name("conformance.ini")
 _USES_POSTGRES = frozenset({"postgres", "faulty-postgres", "faulty", "all"})
 
+REQUIREMENTS = {"pytest": "pytest", "pytest_asyncio": "pytest-asyncio", "hypothesis": "hypothesis"}
+"""What the suite imports beyond llmgine (module: distribution): the ``conformance`` extra."""
+EXTRA = "llmgine[conformance]"
+EXIT_NOT_INSTALLED = 78
+
 
 def _epilog() -> str:
     codes = [(0, "every test passed"), (1, "some tests failed"),
-             (2, "interrupted"), (4, "pytest usage error"), (5, "no tests collected")]  # fmt: skip
+             (2, "interrupted"), (4, "pytest usage error"), (5, "no tests collected"),
+             (EXIT_NOT_INSTALLED, f"pytest etc. missing: pip install '{EXTRA}'")]  # fmt: skip
     lines = [f"  {code:>3}  {meaning}" for code, meaning in [*codes, *EXIT_CODES.items()]]
     return "exit status:\n" + "\n".join(lines)
 
@@ -86,13 +91,31 @@ def pytest_arguments(argv: list[str] | None = None) -> list[str]:
     return parse(argv).pytest_args
 
 
+def missing_requirements() -> list[str]:
+    """The distributions of `REQUIREMENTS` that cannot be imported."""
+    missing = []
+    for module, distribution in REQUIREMENTS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(distribution)
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     invocation = parse(argv)
+    missing = missing_requirements()
+    if missing:
+        print(f"llmgine-conformance: the suite needs {', '.join(missing)}, not installed here; "
+              f"install the suite's extra: pip install '{EXTRA}'", file=sys.stderr)  # fmt: skip
+        return EXIT_NOT_INSTALLED
     if invocation.url is not None:
         problem = check_target(invocation.url)
         if problem is not None:
             print(f"llmgine-conformance: {problem.message}", file=sys.stderr)
             return problem.exit_code
+    import pytest
+
     return int(pytest.main(invocation.pytest_args))
 
 
