@@ -33,6 +33,15 @@ def test_check_explains_an_invalid_configuration(monkeypatch: pytest.MonkeyPatch
     assert "LLMGINE_DB_SCHEMA" in text
 
 
+def test_check_names_an_ignored_event_log_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "enabled")
+    status, text = run("check")
+    assert status == 2
+    assert "event log:      off" in text
+    assert "IGNORED: LLMGINE_PERSIST_EVENTS='enabled' is not one of" in text
+    assert "scheduled:      0 stored" in text  # scheduled-event persistence is still on
+
+
 def test_check_explains_an_unknown_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMGINE_DB_URL", "nosuchdriver://h/db")
     assert run("check")[0] == 2

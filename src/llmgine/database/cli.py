@@ -3,7 +3,8 @@
 ``llmgine-db check`` says which database the environment selects, whether it
 can be reached, which schema version it holds and how many events wait in it.
 ``llmgine-db quarantined`` lists the rows that could not be restored, with why.
-Exit status 0 when healthy, 1 when not, 2 for a bad configuration.
+Exit status 0 when healthy, 1 when not, 2 for a bad configuration (also for an
+event-log setting that is ignored because it is invalid).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def check(out: TextIO) -> int:
     )
     print(f"tables:         {where}", file=out)
     print(f"event log:      {'on' if config.persist_events else 'off'}", file=out)
+    for ignored in config.ignored:
+        print(f"configuration:  IGNORED: {ignored}", file=out)
     try:
         store = DatabaseEngine.get_store()
         store.setup()
@@ -52,7 +55,7 @@ def check(out: TextIO) -> int:
     print(f"schema version: {version}", file=out)
     print(f"scheduled:      {pending} stored, {quarantined} quarantined", file=out)
     print(f"event log rows: {logged}", file=out)
-    return 0
+    return 2 if config.ignored else 0
 
 
 def quarantined(out: TextIO) -> int:
