@@ -35,11 +35,12 @@ def test_check_explains_an_invalid_configuration(monkeypatch: pytest.MonkeyPatch
 
 def test_check_names_an_ignored_event_log_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "enabled")
+    save_unfinished_events([ScheduledEvent(scheduled_time=datetime.now() + timedelta(hours=1))])
     status, text = run("check")
     assert status == 2
     assert "event log:      off" in text
     assert "IGNORED: LLMGINE_PERSIST_EVENTS='enabled' is not one of" in text
-    assert "scheduled:      0 stored" in text  # scheduled-event persistence is still on
+    assert "scheduled:      1 stored" in text  # scheduled-event persistence is still on
 
 
 def test_check_explains_an_unknown_driver(monkeypatch: pytest.MonkeyPatch) -> None:

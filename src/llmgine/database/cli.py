@@ -37,7 +37,10 @@ def check(out: TextIO) -> int:
         print(f"configuration:  IGNORED: {ignored}", file=out)
     try:
         store = DatabaseEngine.get_store()
-        store.setup()
+        if not store.tables_present():  # check only looks: it creates no file and no table
+            print("schema version: none: no tables yet (the first write creates them)", file=out)
+            return 2 if config.ignored else 0
+        store.setup()  # checks schema_version; the tables are there
         tables = store.tables
         with store.engine.connect() as conn:
             version = conn.scalar(
