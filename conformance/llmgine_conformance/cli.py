@@ -19,8 +19,10 @@ so the tables an application already keeps in that database are not touched.
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,14 +94,11 @@ def pytest_arguments(argv: list[str] | None = None) -> list[str]:
 
 
 def missing_requirements() -> list[str]:
-    """The distributions of `REQUIREMENTS` that cannot be imported."""
-    missing = []
-    for module, distribution in REQUIREMENTS.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(distribution)
-    return missing
+    """The distributions of `REQUIREMENTS` that are not installed (found without importing
+    them: pytest must import its plugins itself to rewrite their asserts)."""
+    return [
+        dist for module, dist in REQUIREMENTS.items() if importlib.util.find_spec(module) is None
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
             return problem.exit_code
     import pytest
 
-    return int(pytest.main(invocation.pytest_args))
+    if "HYPOTHESIS_STORAGE_DIRECTORY" in os.environ:
+        return int(pytest.main(invocation.pytest_args))
+    # hypothesis keeps its example database in ./.hypothesis unless told otherwise: the
+    # suite leaves nothing behind in the directory it is run from
+    with tempfile.TemporaryDirectory(prefix="llmgine-conformance-") as scratch:
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = scratch
+        try:
+            return int(pytest.main(invocation.pytest_args))
+        finally:
+            del os.environ["HYPOTHESIS_STORAGE_DIRECTORY"]
 
 
 if __name__ == "__main__":
