@@ -23,6 +23,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,5 +128,22 @@ def main(argv: list[str] | None = None) -> int:
             del os.environ["HYPOTHESIS_STORAGE_DIRECTORY"]
 
 
+def entry() -> None:
+    """The ``llmgine-conformance`` command: `main`, then exit without waiting for threads a
+    hung store call left running (a timed-out or interrupted test): Python would otherwise
+    wait for them at exit, for ever."""
+    status = main()
+    stuck = [t for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    stuck.remove(threading.main_thread())
+    if not stuck:
+        sys.exit(status)
+    names = ", ".join(sorted({t.name for t in stuck}))
+    print(f"llmgine-conformance: not waiting for {len(stuck)} thread(s) still running "
+          f"({names})", file=sys.stderr)  # fmt: skip
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

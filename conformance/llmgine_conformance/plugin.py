@@ -17,6 +17,8 @@ capability by backend.
 from __future__ import annotations
 
 import importlib
+import signal
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +44,8 @@ from llmgine_conformance.backends import (
 from llmgine_conformance.postgres import PostgresServer, find_postgres
 
 BUILT_IN = ("memory", "sqlite", "postgres", "faulty-sqlite", "faulty-postgres")
+DEFAULT_TIMEOUT_S = 300.0
+"""Per suite test: far above the slowest test's own waits (a crash takeover waits 90 s)."""
 ALIASES = {"all": BUILT_IN, "faulty": ("faulty-sqlite", "faulty-postgres")}
 
 
@@ -81,6 +85,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="MODULE:FACTORY",
         help="a factory(tmp_path) returning a llmgine_conformance.Backend; repeatable",
+    )
+    group.addoption(
+        "--llmgine-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"fail a suite test still running after this long, setup and teardown included "
+        f"(default {DEFAULT_TIMEOUT_S:g}; 0: never)",
     )
     group.addoption(
         "--llmgine-postgres-url",
@@ -162,6 +174,39 @@ def require_postgres_url(server: PostgresServer) -> str:
             pytest.fail(f"{server.source} (LLMGINE_REQUIRE_POSTGRES=1 forbids skipping)")
         pytest.skip(server.source)
     return server.url
+
+
+# --- the per-test timeout ---------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Bound every suite test (setup, call, teardown): a store that hangs or loops fails its
+    test after ``--llmgine-timeout`` seconds instead of stopping the run."""
+    limit = float(item.config.getoption("--llmgine-timeout"))
+    suite_test = "llmgine_backend_spec" in getattr(item, "fixturenames", ())
+    if not suite_test or limit <= 0 or not _can_alarm():
+        return (yield)
+
+    def expire(_signum: int, _frame: object) -> None:
+        pytest.fail(
+            f"timed out after {limit:g} s (--llmgine-timeout): the store, or a thread of the "
+            "test, did not return",
+            pytrace=True,
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _can_alarm() -> bool:
+    """SIGALRM exists (not on Windows) and this is the main thread, where handlers run."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 # --- fixtures --------------------------------------------------------------------------------
