@@ -81,3 +81,15 @@ def test_check_hides_a_password_given_as_a_query_parameter(
     assert status == 1
     assert "password=***" in text
     assert "hunter2" not in text
+
+
+def test_help_is_plain_text_with_help_for_each_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text
+    assert "check      which database and tables the environment selects" in text
+    assert "the stored scheduled events that could not be restored" in text
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    assert "schema version" in capsys.readouterr().out

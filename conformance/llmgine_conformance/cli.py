@@ -56,11 +56,29 @@ class Invocation:
     url: str | None
 
 
+DESCRIPTION = """\
+Run the installed llmgine conformance suite against a backend:
+
+  llmgine-conformance                          the database LLMGINE_DB_URL names
+                                               (default: sqlite:///./message_bus.db)
+  llmgine-conformance --url URL                any database, through the reference store
+  llmgine-conformance --store module:factory   your own store (llmgine_conformance.backends)
+  llmgine-conformance --backend all            every built-in backend
+
+Anything else on the command line goes to pytest (-x, -k restart, ...). A
+database URL is checked before any test is collected: a bad URL, a server that
+does not answer, refused credentials or a missing database end the run at once
+with one line saying which (exit status below). The run shows pytest's progress
+and ends with a table of capability by backend and a verdict line. Each test
+works in a namespace of its own (a schema, or a table prefix) and removes it
+afterwards, so the tables an application keeps in that database are not touched."""
+
+
 def parse(argv: list[str] | None = None) -> Invocation:
     """The pytest command line for these ``llmgine-conformance`` arguments."""
     parser = argparse.ArgumentParser(
         prog="llmgine-conformance",
-        description=__doc__,
+        description=DESCRIPTION,
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -72,20 +90,34 @@ def parse(argv: list[str] | None = None) -> Invocation:
         action="append",
         help="built-in: memory, sqlite, postgres, faulty, all",
     )
+    parser.add_argument(
+        "--llmgine-postgres-url",
+        metavar="URL",
+        help="the PostgreSQL server of the postgres backends (default: "
+        "LLMGINE_TEST_POSTGRES_URL, else testcontainers when Docker answers)",
+    )
+    parser.add_argument(
+        "--llmgine-timeout",
+        metavar="SECONDS",
+        help="fail a test still running after this long (default 300; 0: never)",
+    )
     known, rest = parser.parse_known_args(argv)
+    passed = [arg for option in ("postgres_url", "timeout")
+              if (value := getattr(known, f"llmgine_{option}")) is not None
+              for arg in (f"--llmgine-{option.replace('_', '-')}", value)]  # fmt: skip
     url = None
     if known.store:
         selection = ["--llmgine-store", known.store]
     elif known.backend:
         selection = [arg for name in known.backend for arg in ("--llmgine-backend", name)]
         names = {part.strip() for value in known.backend for part in value.split(",")}
-        if names & _USES_POSTGRES:
-            url = postgres_url_from_environment()  # a container is checked by testcontainers
+        if names & _USES_POSTGRES:  # a container is checked by testcontainers
+            url = known.llmgine_postgres_url or postgres_url_from_environment()
     else:
         url = known.url or read_environment()[0]
         selection = ["--llmgine-url", url]
     args = ["-c", str(INI), "--rootdir", str(INI.parent), "--pyargs", "llmgine_conformance",
-            *selection, *rest]  # fmt: skip
+            *selection, *passed, *rest]  # fmt: skip
     return Invocation(args, url)
 
 

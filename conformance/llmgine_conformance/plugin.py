@@ -326,34 +326,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.user_properties.append(("llmgine_capability", capability))
 
 
+_RANK = {"passed": 0, "skipped": 1, "failed": 2}
+
+
 class Reporter:
-    """Tallies outcomes by (capability, backend) and prints the table at the end."""
+    """Tallies tests by (capability, backend) and prints the table at the end.
+
+    A test counts once, by its worst phase: a test that failed and then erred in teardown
+    is one failed test; a setup or teardown that passed says nothing."""
 
     def __init__(self) -> None:
-        self.results: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
+        self.tests: dict[tuple[str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
-        if "llmgine_backend" not in properties:
+        if "llmgine_backend" not in properties or (report.passed and report.when != "call"):
             return
         key = (str(properties["llmgine_capability"]), str(properties["llmgine_backend"]))
-        tally = self.results[key]
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            if report.passed:
-                tally.passed += 1
-            elif report.skipped:
-                tally.skipped += 1
-                tally.reasons.add(_skip_reason(report))
-            else:
-                tally.failed += 1
-        elif report.when == "teardown" and report.failed:
-            tally.failed += 1
+        outcome = "failed" if report.failed else "skipped" if report.skipped else "passed"
+        reason = _skip_reason(report) if report.skipped else ""
+        seen = self.tests[key].get(report.nodeid)
+        if seen is None or _RANK[outcome] > _RANK[seen[0]]:
+            self.tests[key][report.nodeid] = (outcome, reason)
+
+    @property
+    def results(self) -> dict[tuple[str, str], _Tally]:
+        """The tally of each (capability, backend)."""
+        tallies: dict[tuple[str, str], _Tally] = {}
+        for key, tests in self.tests.items():
+            tally = tallies[key] = _Tally()
+            for outcome, reason in tests.values():
+                setattr(tally, outcome, getattr(tally, outcome) + 1)
+                if reason:
+                    tally.reasons.add(reason)
+        return tallies
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """After pytest's own summary line, so the run ends with the table and the verdict."""
         terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if self.results and terminal is not None:
-            for line in [*format_table(self.results), "", *verdicts(self.results)]:
+        results = self.results
+        if results and terminal is not None:
+            for line in [*format_table(results), "", *verdicts(results)]:
                 terminal.write_line(line)
 
 
@@ -376,17 +389,21 @@ def format_table(results: dict[tuple[str, str], _Tally]) -> list[str]:
     lines.append("  ".join("-" * width for width in widths))
     lines += ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
               for row in rows]  # fmt: skip
-    reasons = sorted(
-        (backend, capability, reason)
-        for (capability, backend), tally in results.items()
-        for reason in tally.reasons
-    )
-    if reasons:
-        lines.append("skipped because:")
-        lines += [
-            f"  {backend} / {capability}: {reason}" for backend, capability, reason in reasons
-        ]
-    return lines
+    return lines + skip_reasons(results, backends)
+
+
+def skip_reasons(results: dict[tuple[str, str], _Tally], backends: list[str]) -> list[str]:
+    """Each backend's skip reasons, each said once, with the capabilities it skipped."""
+    lines = []
+    for backend in backends:
+        by_reason: dict[str, set[str]] = defaultdict(set)
+        for (capability, name), tally in results.items():
+            if name == backend:
+                for reason in tally.reasons:
+                    by_reason[reason.removeprefix(f"{backend} ")].add(capability)
+        lines += [f"  {backend}: {reason} ({', '.join(sorted(capabilities))})"
+                  for reason, capabilities in sorted(by_reason.items())]  # fmt: skip
+    return ["skipped because:", *lines] if lines else []
 
 
 def verdicts(results: dict[tuple[str, str], _Tally]) -> list[str]:

@@ -76,10 +76,50 @@ def quarantined(out: TextIO) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Diagnostics for the database the environment configures (LLMGINE_DB_URL,
+LLMGINE_DB_SCHEMA and the other LLMGINE_* variables): the one the bus and the
+module functions use. Neither command creates a file, a schema or a table."""
+
+EPILOG = """\
+exit status:
+    0  healthy
+    1  the database cannot be reached or used
+    2  a bad configuration (also an event-log setting ignored because it is invalid)"""
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``llmgine-db`` command line: one subcommand per diagnostic, each with its help."""
+    top = argparse.ArgumentParser(
+        prog="llmgine-db",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "check",
+        help="which database and tables the environment selects, whether they can be "
+        "reached, their schema version, how many events wait and how many are logged",
+        description="Say which database and tables the environment selects, whether they "
+        "can be reached, which schema version they hold, how many scheduled events wait "
+        "(and how many are quarantined) and how many event-log rows there are.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands.add_parser(
+        "quarantined",
+        help="the stored scheduled events that could not be restored, each with the reason",
+        description="List the scheduled events that could not be restored (unknown class, "
+        "malformed data): event id, class and reason, one per line. They stay stored.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return top
+
+
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
-    parser = argparse.ArgumentParser(prog="llmgine-db", description=__doc__)
-    parser.add_argument("command", choices=["check", "quarantined"])
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return check(out) if args.command == "check" else quarantined(out)
     finally:
