@@ -132,6 +132,19 @@ class StoreFactoryBackend(Backend):
 
     ``open_store(clock)`` must return a store that sees what earlier stores
     from the same function stored (declare RESTART), or a fresh one (don't).
+    The optional hooks let such a backend declare the capabilities that need more
+    than a store; each one given adds its capability:
+
+    - ``insert_raw(event_id=, event_class_name=, event_data=, due=)`` stores a row as
+      given, bypassing the codec (RAW_ROWS);
+    - ``process_opener``: a picklable zero-argument callable that opens a store on the same
+      location in another process (PROCESSES);
+    - ``environment``: ``LLMGINE_DB_*`` values pointing the seed API here (ENVIRONMENT);
+    - ``cleanup()``: removes what the location holds, after the stores are closed.
+
+    ``capabilities`` (default RESTART, CLOCK, EVENT_LOG, plus the hooks') replaces the
+    declared set; declaring RAW_ROWS, PROCESSES or ENVIRONMENT without its hook is a
+    `ValueError`. The other capabilities need a `Backend` subclass.
     """
 
     def __init__(
@@ -139,11 +152,32 @@ class StoreFactoryBackend(Backend):
         open_store: Callable[[Clock], Any],
         *,
         name: str = "custom",
-        capabilities: frozenset[str] = frozenset({RESTART, CLOCK, EVENT_LOG}),
+        capabilities: frozenset[str] | None = None,
+        insert_raw: Callable[..., None] | None = None,
+        process_opener: Callable[[], Any] | None = None,
+        environment: dict[str, str] | None = None,
+        cleanup: Callable[[], None] | None = None,
     ) -> None:
+        hooks = {RAW_ROWS: insert_raw, PROCESSES: process_opener, ENVIRONMENT: environment}
+        given = frozenset(capability for capability, hook in hooks.items() if hook is not None)
+        declared = frozenset({RESTART, CLOCK, EVENT_LOG}) | given
+        declared = declared if capabilities is None else frozenset(capabilities)
+        unknown = declared - ALL_CAPABILITIES
+        if unknown:
+            raise ValueError(f"{name}: unknown capabilities {sorted(unknown)}")
+        hookless = sorted(capability for capability in hooks if capability in declared - given)
+        if hookless:
+            raise ValueError(
+                f"{name} declares {', '.join(hookless)} without the hook that provides it "
+                "(insert_raw=, process_opener=, environment=)"
+            )
         self._open_store = open_store
         self.name = name
-        self.capabilities = capabilities
+        self.capabilities = declared
+        self._insert_raw = insert_raw
+        self._process_opener = process_opener
+        self._environment = environment
+        self._cleanup = cleanup
         self._stores: list[Any] = []
 
     def open(self, *, clock: Clock | None = None) -> Any:
@@ -151,10 +185,34 @@ class StoreFactoryBackend(Backend):
         self._stores.append(store)
         return store
 
+    def insert_raw(
+        self, *, event_id: str, event_class_name: str, event_data: str, due: datetime
+    ) -> None:
+        if self._insert_raw is None:
+            super().insert_raw(
+                event_id=event_id, event_class_name=event_class_name, event_data=event_data, due=due
+            )
+            return
+        self._insert_raw(
+            event_id=event_id, event_class_name=event_class_name, event_data=event_data, due=due
+        )
+
+    def process_opener(self) -> Callable[[], Any]:
+        if self._process_opener is None:
+            return super().process_opener()
+        return self._process_opener
+
+    def environment(self) -> dict[str, str]:
+        if self._environment is None:
+            return super().environment()
+        return dict(self._environment)
+
     def close(self) -> None:
         for store in self._stores:
             store.close()
         self._stores.clear()
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 class MemoryBackend(Backend):

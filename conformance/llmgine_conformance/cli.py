@@ -32,6 +32,7 @@ from llmgine_conformance.backends import postgres_url_from_environment
 from llmgine_conformance.preflight import EXIT_CODES, check_target
 
 INI = Path(__file__).with_name("conformance.ini")
+GUIDE = Path(__file__).with_name("AUTHORING.md")
 _USES_POSTGRES = frozenset({"postgres", "faulty-postgres", "faulty", "all"})
 
 REQUIREMENTS = {"pytest": "pytest", "pytest_asyncio": "pytest-asyncio", "hypothesis": "hypothesis"}
@@ -101,7 +102,15 @@ def parse(argv: list[str] | None = None) -> Invocation:
         metavar="SECONDS",
         help="fail a test still running after this long (default 300; 0: never)",
     )
+    parser.add_argument(
+        "--guide",
+        action="store_true",
+        help="print the guide for backend authors (how to plug in your store) and exit",
+    )
     known, rest = parser.parse_known_args(argv)
+    if known.guide:
+        print(GUIDE.read_text(encoding="utf-8"))
+        parser.exit()
     passed = [arg for option in ("postgres_url", "timeout")
               if (value := getattr(known, f"llmgine_{option}")) is not None
               for arg in (f"--llmgine-{option.replace('_', '-')}", value)]  # fmt: skip

@@ -146,7 +146,23 @@ def _url_spec(url: str) -> BackendSpec:
 
 def _store_spec(target: str) -> BackendSpec:
     factory = load_factory(target)
-    return BackendSpec(f"store:{target}", lambda _request, tmp: factory(tmp))
+
+    def make(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+        made: object = factory(tmp_path)  # a third party's: not necessarily what it says
+        if not isinstance(made, Backend):
+            close = getattr(made, "close", None)
+            if callable(close):
+                close()
+            problem = (
+                f"--llmgine-store {target}: the factory returned a {type(made).__name__}, not a "
+                "llmgine_conformance.backends.Backend; return one that opens your store, e.g. "
+                "StoreFactoryBackend(lambda clock: MyStore(..., clock=clock), name='mine')"
+            )
+            request.session.shouldstop = problem  # every other test would fail the same way
+            pytest.fail(problem, pytrace=False)
+        return made
+
+    return BackendSpec(f"store:{target}", make)
 
 
 def load_factory(target: str) -> Callable[[Path], Backend]:
