@@ -3,10 +3,14 @@ skip reason said once per backend."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from example_backend.conformance_run import command
 from llmgine_conformance.cli import parse
 
 pytest_plugins = ["pytester"]
@@ -99,3 +103,15 @@ def test_the_postgres_url_option_is_checked_first_and_passed_on() -> None:
     assert invocation.url == url  # the target check connects to it before collecting
     position = invocation.pytest_args.index("--llmgine-postgres-url")
     assert invocation.pytest_args[position + 1] == url
+
+
+@pytest.mark.slow
+def test_a_run_on_the_default_database_leaves_the_directory_as_it_was(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LLMGINE_")}
+    result = subprocess.run(
+        [*command(), "-k", "test_log_pages_with_after_id or test_any_scheduled_event_comes"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "url:sqlite:///./message_bus.db" in result.stdout  # it ran on the default database
+    assert list(tmp_path.iterdir()) == []  # no empty message_bus.db, no .hypothesis/

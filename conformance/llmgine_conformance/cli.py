@@ -21,13 +21,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sqlite3
 import sys
 import tempfile
 import threading
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmgine.database.config import read_environment
+from llmgine.database.config import normalize_url, read_environment
+from llmgine.errors import ConfigurationError
 from llmgine_conformance.backends import postgres_url_from_environment
 from llmgine_conformance.preflight import EXIT_CODES, check_target
 
@@ -150,21 +153,58 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmgine-conformance: the suite needs {', '.join(missing)}, not installed here; "
               f"install the suite's extra: pip install '{EXTRA}'", file=sys.stderr)  # fmt: skip
         return EXIT_NOT_INSTALLED
-    if invocation.url is not None:
-        problem = check_target(invocation.url)
-        if problem is not None:
-            print(f"llmgine-conformance: {problem.message}", file=sys.stderr)
-            return problem.exit_code
+    new_file = None if invocation.url is None else _absent_sqlite_file(invocation.url)
+    try:
+        if invocation.url is not None:
+            problem = check_target(invocation.url)
+            if problem is not None:
+                print(f"llmgine-conformance: {problem.message}", file=sys.stderr)
+                return problem.exit_code
+        return _run_pytest(invocation.pytest_args)
+    finally:
+        if new_file is not None:
+            _remove_if_empty(new_file)
+
+
+def _absent_sqlite_file(raw_url: str) -> Path | None:
+    """The SQLite file ``raw_url`` names, if it does not exist yet (the run creates it)."""
+    try:
+        url = normalize_url(raw_url)
+    except ConfigurationError:
+        return None
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or url.query:
+        return None
+    path = Path(database).absolute()
+    return None if path.exists() else path
+
+
+def _remove_if_empty(path: Path) -> None:
+    """Remove the SQLite file the run created if it holds nothing: each test removes its own
+    tables, and an empty ``message_bus.db`` left in the working directory only misleads."""
+    if not path.exists():
+        return
+    try:
+        with closing(sqlite3.connect(path)) as conn:
+            empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.Error:
+        return
+    if empty:
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _run_pytest(args: list[str]) -> int:
     import pytest
 
     if "HYPOTHESIS_STORAGE_DIRECTORY" in os.environ:
-        return int(pytest.main(invocation.pytest_args))
+        return int(pytest.main(args))
     # hypothesis keeps its example database in ./.hypothesis unless told otherwise: the
     # suite leaves nothing behind in the directory it is run from
     with tempfile.TemporaryDirectory(prefix="llmgine-conformance-") as scratch:
         os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = scratch
         try:
-            return int(pytest.main(invocation.pytest_args))
+            return int(pytest.main(args))
         finally:
             del os.environ["HYPOTHESIS_STORAGE_DIRECTORY"]
 
