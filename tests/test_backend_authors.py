@@ -14,13 +14,18 @@ from example_backend.conformance_run import run_conformance
 from llmgine.database.memory import MemoryStore
 from llmgine_conformance import example
 from llmgine_conformance.backends import (
+    ALL_CAPABILITIES,
+    CLOCK,
     ENVIRONMENT,
     EVENT_LOG,
     PROCESSES,
     RAW_ROWS,
+    RESTART,
+    MemoryBackend,
     StoreFactoryBackend,
 )
 from llmgine_conformance.cli import main
+from llmgine_conformance.faults import FaultInjector
 
 pytest_plugins = ["pytester"]
 
@@ -37,7 +42,29 @@ def test_each_hook_declares_its_capability() -> None:
     assert backend.environment() == {"LLMGINE_DB_URL": "sqlite:///x.db"}
 
 
-@pytest.mark.parametrize("capability", [RAW_ROWS, PROCESSES, ENVIRONMENT])
+def test_a_factory_backend_can_declare_every_capability(tmp_path: Path) -> None:
+    other = MemoryBackend()
+    injector = FaultInjector()
+    backend = StoreFactoryBackend(
+        lambda clock: MemoryStore(clock=clock),
+        insert_raw=lambda **row: None,
+        process_opener=MemoryStore,
+        environment={},
+        sibling=lambda: other,
+        with_session_time_zone=lambda zone: other,
+        terminate_connections=lambda: 3,
+        faults=injector,
+        foreign_objects=lambda: ["public.event_log"],
+    )
+    assert backend.capabilities == ALL_CAPABILITIES
+    assert backend.sibling() is other
+    assert backend.with_session_time_zone("Asia/Tokyo") is other
+    assert backend.terminate_connections() == 3
+    assert backend.faults is injector
+    assert backend.foreign_objects() == ["public.event_log"]
+
+
+@pytest.mark.parametrize("capability", sorted(ALL_CAPABILITIES - {RESTART, CLOCK, EVENT_LOG}))
 def test_declaring_a_capability_without_its_hook_is_refused(capability: str) -> None:
     with pytest.raises(ValueError, match=f"declares {capability} without the hook"):
         StoreFactoryBackend(lambda clock: MemoryStore(clock=clock),

@@ -132,19 +132,30 @@ class StoreFactoryBackend(Backend):
 
     ``open_store(clock)`` must return a store that sees what earlier stores
     from the same function stored (declare RESTART), or a fresh one (don't).
-    The optional hooks let such a backend declare the capabilities that need more
-    than a store; each one given adds its capability:
+    Every other capability is declared by giving the hook that provides it, named as
+    the `Backend` method (or attribute) it becomes:
 
-    - ``insert_raw(event_id=, event_class_name=, event_data=, due=)`` stores a row as
-      given, bypassing the codec (RAW_ROWS);
-    - ``process_opener``: a picklable zero-argument callable that opens a store on the same
-      location in another process (PROCESSES);
-    - ``environment``: ``LLMGINE_DB_*`` values pointing the seed API here (ENVIRONMENT);
-    - ``cleanup()``: removes what the location holds, after the stores are closed.
+    ==========================  =====================  =====================================
+    hook                        declares               gives
+    ==========================  =====================  =====================================
+    ``insert_raw``              RAW_ROWS               a function(event_id=, event_class_name=,
+                                                       event_data=, due=) storing a row as given
+    ``process_opener``          PROCESSES              a picklable zero-argument callable that
+                                                       opens a store in another process
+    ``environment``             ENVIRONMENT            the ``LLMGINE_DB_*`` values for the seed API
+    ``sibling``                 NAMESPACES             a function returning a `Backend` on
+                                                       another namespace of the same database
+    ``with_session_time_zone``  SESSION_TIME_ZONE      a function(zone) returning a `Backend`
+    ``terminate_connections``   DISCONNECT             a function killing the stores'
+                                                       connections, returning how many
+    ``faults``                  FAULTS                 a `FaultInjector` attached to the engines
+    ``foreign_objects``         CATALOG                a function listing llmgine objects
+                                                       outside the namespace
+    ==========================  =====================  =====================================
 
-    ``capabilities`` (default RESTART, CLOCK, EVENT_LOG, plus the hooks') replaces the
-    declared set; declaring RAW_ROWS, PROCESSES or ENVIRONMENT without its hook is a
-    `ValueError`. The other capabilities need a `Backend` subclass.
+    ``cleanup()`` runs at `close`, after the stores are closed. ``capabilities``
+    (default RESTART, CLOCK, EVENT_LOG, plus the hooks') replaces the declared set;
+    declaring a capability without its hook is a `ValueError`.
     """
 
     def __init__(
@@ -156,9 +167,18 @@ class StoreFactoryBackend(Backend):
         insert_raw: Callable[..., None] | None = None,
         process_opener: Callable[[], Any] | None = None,
         environment: dict[str, str] | None = None,
+        sibling: Callable[[], Backend] | None = None,
+        with_session_time_zone: Callable[[str], Backend] | None = None,
+        terminate_connections: Callable[[], int] | None = None,
+        faults: FaultInjector | None = None,
+        foreign_objects: Callable[[], list[str]] | None = None,
         cleanup: Callable[[], None] | None = None,
     ) -> None:
-        hooks = {RAW_ROWS: insert_raw, PROCESSES: process_opener, ENVIRONMENT: environment}
+        hooks: dict[str, object] = {
+            RAW_ROWS: insert_raw, PROCESSES: process_opener, ENVIRONMENT: environment,
+            NAMESPACES: sibling, SESSION_TIME_ZONE: with_session_time_zone,
+            DISCONNECT: terminate_connections, FAULTS: faults, CATALOG: foreign_objects,
+        }  # fmt: skip
         given = frozenset(capability for capability, hook in hooks.items() if hook is not None)
         declared = frozenset({RESTART, CLOCK, EVENT_LOG}) | given
         declared = declared if capabilities is None else frozenset(capabilities)
@@ -169,14 +189,19 @@ class StoreFactoryBackend(Backend):
         if hookless:
             raise ValueError(
                 f"{name} declares {', '.join(hookless)} without the hook that provides it "
-                "(insert_raw=, process_opener=, environment=)"
+                "(see StoreFactoryBackend)"
             )
         self._open_store = open_store
         self.name = name
         self.capabilities = declared
+        self.faults = faults
         self._insert_raw = insert_raw
         self._process_opener = process_opener
         self._environment = environment
+        self._sibling = sibling
+        self._with_session_time_zone = with_session_time_zone
+        self._terminate_connections = terminate_connections
+        self._foreign_objects = foreign_objects
         self._cleanup = cleanup
         self._stores: list[Any] = []
 
@@ -206,6 +231,24 @@ class StoreFactoryBackend(Backend):
         if self._environment is None:
             return super().environment()
         return dict(self._environment)
+
+    def sibling(self) -> Backend:
+        return super().sibling() if self._sibling is None else self._sibling()
+
+    def with_session_time_zone(self, zone: str) -> Backend:
+        if self._with_session_time_zone is None:
+            return super().with_session_time_zone(zone)
+        return self._with_session_time_zone(zone)
+
+    def terminate_connections(self) -> int:
+        if self._terminate_connections is None:
+            return super().terminate_connections()
+        return self._terminate_connections()
+
+    def foreign_objects(self) -> list[str]:
+        if self._foreign_objects is None:
+            return super().foreign_objects()
+        return self._foreign_objects()
 
     def close(self) -> None:
         for store in self._stores:
