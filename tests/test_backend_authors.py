@@ -4,6 +4,7 @@ factory that returns a store instead of a backend stops the run once, saying so.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from llmgine_conformance.backends import (
 )
 from llmgine_conformance.cli import main
 from llmgine_conformance.faults import FaultInjector
+from llmgine_conformance.postgres import find_postgres
 
 pytest_plugins = ["pytester"]
 
@@ -129,3 +131,12 @@ def test_a_factory_returning_a_store_stops_the_run_once(pytester: pytest.Pyteste
     said = [line for line in result.outlines if "the factory returned a MemoryStore" in line]
     assert said, result.outlines
     assert "StoreFactoryBackend(lambda clock: MyStore" in said[0]
+
+
+def test_without_testcontainers_the_postgres_skip_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "testcontainers", None)  # not installed
+    server = find_postgres(None, docker=lambda: (True, "a Docker engine answers"))
+    assert server.url is None
+    assert "pip install 'llmgine[containers]'" in server.source
