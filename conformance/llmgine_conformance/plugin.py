@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import signal
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -212,12 +213,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         )
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, limit)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, limit)  # a run nested in a test (pytester)
+    started = time.monotonic()
     try:
         return (yield)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer > 0:  # give the enclosing run its own alarm back
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 
 
 def _can_alarm() -> bool:
