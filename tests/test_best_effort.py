@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from llmgine.bus.bus import MessageBus
 from llmgine.database import (
     DatabaseEngine,
     api,
@@ -128,3 +129,18 @@ def test_an_invalid_event_log_setting_keeps_scheduled_events_durable(
     assert errors[0].startswith(f"llmgine event-log setting {name}={value!r} ")
     assert "ignored" in errors[0]
     assert "scheduled events are persisted" in errors[0]
+
+
+async def test_a_typo_in_the_log_flag_keeps_the_bus_scheduling_durable(
+    monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "enabled")
+    monkeypatch.setenv("LLMGINE_LOG_RETENTION", "30days")
+    event = future_event()
+    bus = MessageBus()
+    await bus.start()
+    await bus.publish(event)
+    await bus.stop()  # saved for the next start
+    assert get_and_delete_unfinished_events() == [event]
+    ignored = [r.getMessage() for r in logs.records if "ignored" in r.getMessage()]
+    assert len(ignored) == 2, ignored  # each invalid setting said once
