@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 COVERAGE_REPORT_ARGS ?=
 
-.PHONY: conformance demo test lint typecheck pytest bench chaos clean
+.PHONY: conformance demo test lint typecheck pytest bench chaos mutation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "Creating $(VENV) from pyproject.toml and constraints.txt (first run only; a minute or two)"
@@ -47,5 +47,13 @@ CHAOS_ARGS ?=
 chaos: $(STAMP)
 	cd tests && ../$(BIN)/python -m chaos $(CHAOS_ARGS)
 
+# Mutation testing of the reference stores (memory.py and the SQL store modules) with the
+# conformance suite's store modules as the test command ([tool.mutmut] in pyproject.toml):
+# prints the score and every surviving mutant. Slow (tens of minutes); not part of `make test`.
+mutation: $(STAMP)
+	$(BIN)/pip install --quiet 'mutmut==3.8.1'
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/python ci/mutation_report.py
+
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf mutants $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis

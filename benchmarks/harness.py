@@ -32,6 +32,8 @@ class Figure:
     baseline_runs: list[float] = field(default_factory=list)
     target: str | None = None
     """What the issue asks of this figure, as text (e.g. ">= 10x")."""
+    baseline_setup: str | None = None
+    """How the baseline was set up, as its database reported it; printed under the table."""
 
     @property
     def value(self) -> float:
@@ -77,8 +79,19 @@ def format_number(value: float | None) -> str:
 
 
 def table(figures: list[Figure]) -> str:
-    """The figures as an aligned text table."""
+    """The figures as an aligned text table, each baseline's setup in a note under it."""
     header = ["group", "figure", "backend", "median", "unit", "baseline", "ratio", "target", "runs"]
+    notes: dict[str, int] = {}
+    for f in figures:
+        if f.baseline_setup is not None:
+            notes.setdefault(f"{f.backend}: {f.baseline_setup}", len(notes) + 1)
+
+    def baseline(f: Figure) -> str:
+        if not f.baseline_name:
+            return "-"
+        note = f" [{notes[f'{f.backend}: {f.baseline_setup}']}]" if f.baseline_setup else ""
+        return f"{f.baseline_name}{note}: {format_number(f.baseline)}"
+
     rows = [
         [
             f.group,
@@ -86,7 +99,7 @@ def table(figures: list[Figure]) -> str:
             f.backend,
             format_number(f.value),
             f.unit,
-            f"{f.baseline_name}: {format_number(f.baseline)}" if f.baseline_name else "-",
+            baseline(f),
             "-" if f.ratio is None else f"{f.ratio:.2f}x",
             f.target or "-",
             str(len(f.runs)),
@@ -97,6 +110,7 @@ def table(figures: list[Figure]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines += [f"[{number}] {note}" for note, number in notes.items()]
     return "\n".join(lines)
 
 

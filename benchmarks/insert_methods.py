@@ -2,23 +2,23 @@
 
 All variants write the same prepared rows (payload already JSON text) into
 the same table, one transaction per variant, so only the insert path differs.
-The raw driver (sqlite3 ``executemany``; psycopg ``COPY``) is the physical limit.
+The raw driver (sqlite3 ``executemany``; psycopg ``COPY``; see `benchmarks.baselines`)
+writing the same rows, finished before its clock starts, is the physical limit.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import psycopg
 from sqlalchemy import Engine, insert, literal_column, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from benchmarks.baselines import finish, raw_writer
 from benchmarks.harness import Database, Figure, stopwatch
 from llmgine.database import codec
 from llmgine.database._driver_rows import DriverInsert, driver_instant
@@ -114,48 +114,23 @@ def _unnest(engine: Engine, table: Any, rows: list[tuple[Any, ...]]) -> None:
         conn.execute(stmt, {f"c{i}": list(column) for i, column in enumerate(columns)})
 
 
-def _raw_sqlite(path: str, table: str, rows: list[tuple[Any, ...]]) -> None:
-    instant = driver_instant(create_engine_for(normalize_url("sqlite://")).dialect)
-    assert instant is not None
-    prepared = [(*r[:4], instant(r[4]), instant(r[5])) for r in rows]
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("BEGIN")
-        connection.executemany(
-            f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)", prepared
-        )
-        connection.execute("COMMIT")
-    finally:
-        connection.close()
-
-
-def _raw_copy(url: str, schema: str, table: str, rows: list[tuple[Any, ...]]) -> None:
-    conninfo = normalize_url(url).set(drivername="postgresql").render_as_string(False)
-    sql = f'COPY "{schema}"."{table}" ({", ".join(COLUMNS)}) FROM STDIN'
-    with (
-        psycopg.connect(conninfo) as connection,
-        connection.cursor() as cursor,
-        cursor.copy(sql) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-
-
-def raw_driver_rate(db: Database, rows: list[tuple[Any, ...]]) -> float:
-    """Rows/s for the raw driver: sqlite3 executemany, or psycopg COPY, one transaction."""
-    tag = uuid.uuid4().hex[:6]
-    store = _fresh(db, f"raw{tag}")
-    try:
-        with stopwatch() as elapsed:
-            if db.name == "postgres":
-                _raw_copy(db.url, store.tables.log.schema or "public", store.tables.log.name, rows)
-            else:
-                _raw_sqlite(str(store.engine.url.database), store.tables.log.name, rows)
-        return len(rows) / elapsed()
-    finally:
-        store.drop()
-        store.close()
+def raw_driver_runs(
+    db: Database, rows: list[tuple[Any, ...]], runs: int
+) -> tuple[list[float], str]:
+    """Rows/s for the raw driver (sqlite3 executemany, or psycopg COPY, one transaction) on
+    ``rows`` finished before the clock, and the baseline's setup."""
+    rates, setup = [], ""
+    for _ in range(runs):
+        store = _fresh(db, f"raw{uuid.uuid4().hex[:6]}")
+        try:
+            with raw_writer(store, store.tables.log) as raw:
+                finished = finish(store, rows)
+                rates.append(len(rows) / raw.write(COLUMNS, finished))
+                setup = f"{raw.driver}: {raw.describe()}"
+        finally:
+            store.drop()
+            store.close()
+    return rates, setup
 
 
 def measure(db: Database, *, count: int, runs: int) -> list[Figure]:
@@ -173,7 +148,7 @@ def measure(db: Database, *, count: int, runs: int) -> list[Figure]:
         variants["INSERT ... unnest(arrays) ON CONFLICT"] = lambda s: _unnest(
             s.engine, s.tables.log, rows
         )
-    raw = [raw_driver_rate(db, rows) for _ in range(runs)]
+    raw, setup = raw_driver_runs(db, rows, runs)
     baseline = "psycopg COPY" if db.name == "postgres" else "sqlite3 executemany"
     figures = []
     for name, write in variants.items():
@@ -186,7 +161,16 @@ def measure(db: Database, *, count: int, runs: int) -> list[Figure]:
             store.drop()
             store.close()
         figures.append(
-            Figure("insert method", name, db.name, "rows/s", rates, f"raw {baseline}", raw)
+            Figure(
+                "insert method",
+                name,
+                db.name,
+                "rows/s",
+                rates,
+                f"raw {baseline}",
+                raw,
+                baseline_setup=setup,
+            )
         )
     return figures
 

@@ -23,7 +23,7 @@ from llmgine.database.instants import to_utc, utc_now
 from llmgine.errors import UnstorableEventError
 from llmgine.messages import Event, ScheduledEvent, SessionID, register_scheduled_event_class
 from llmgine_conformance.backends import Backend, MemoryBackend, SqlBackend
-from llmgine_conformance.test_datetimes import process_time_zone
+from llmgine_conformance.support import process_time_zone
 
 TIMEOUT = 5.0
 """Upper bound for anything that should happen soon; a hang fails instead of blocking."""

@@ -69,6 +69,63 @@ FLAWS = [
 ]
 
 
+STORE_MODULES = "test_leases or test_restart or test_event_log or test_poison_rows or test_payloads"
+"""The modules that test the store contract itself: enough to catch a flaw in one clause."""
+LEASES, RESTART, POISON, LOG = (
+    "leases and fencing",
+    "restart persistence",
+    "poison rows",
+    "event log",
+)
+CLAUSE_FLAWS: dict[str, tuple[str, ...]] = {
+    "re_add_replaces_the_row": (LEASES, RESTART),
+    "re_add_clears_the_claim": (LEASES,),
+    "due_before_is_exclusive": (LEASES, RESTART),
+    "limits_before_ordering": (LEASES, POISON),
+    "ties_by_event_id": (LEASES,),
+    "lease_ends_inclusive": (LEASES,),
+    "claims_quarantined_rows": (POISON,),
+    "renews_from_the_old_expiry": (LEASES,),
+    "renew_never_shortens": (LEASES,),
+    "renews_every_owner": (LEASES,),
+    "renew_drops_expired_leases": (LEASES,),
+    "releases_every_owner": (LEASES, RESTART),
+    "release_counts_every_held_event": (LEASES,),
+    "completes_unfenced": (LEASES, RESTART),
+    "complete_counts_the_ids_given": (LEASES, RESTART),
+    "take_all_ignores_leases": (LEASES, RESTART, POISON),
+    "quarantined_newest_first": (POISON,),
+    "append_duplicates": (LOG,),
+    "until_is_inclusive": (LOG,),
+    "since_is_exclusive": (LOG,),
+    "limits_before_filtering": (LOG,),
+    "ignores_the_class_filter": (LOG,),
+    "naive_created_at": (LOG,),
+    "purge_includes_the_cutoff": (LOG,),
+    "purges_by_position": (LOG,),
+    "trims_by_timestamp": (LOG,),
+}
+"""Memory stores breaking one clause of `llmgine.database.store` each -> the rows that must fail."""
+
+FLAWS += [
+    pytest.param(Flaw(factory, breaks, "memory_store", STORE_MODULES), id=factory.replace("_", "-"))
+    for factory, breaks in CLAUSE_FLAWS.items()
+]
+FLAWS.append(
+    pytest.param(
+        Flaw("purges_in_one_transaction", (LOG,), "faulty_sqlite_store", "test_event_log"),
+        id="purges-in-one-transaction",
+    )
+)
+
+
+def test_every_broken_store_is_run() -> None:
+    import broken_stores
+
+    run = {flaw.values[0].factory for flaw in FLAWS}  # type: ignore[union-attr]
+    assert {broken_stores.snake_case(c.__name__) for c in broken_stores.MEMORY_FLAWS} <= run
+
+
 @pytest.fixture(scope="module")
 def suite_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Flaw], ConformanceRun]:
     """``suite_run(factory, flaw)``: the suite run on ``broken_stores:factory`` with the flaw's

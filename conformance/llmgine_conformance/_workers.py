@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as StopSignal
 from typing import Any
 
 from llmgine_conformance.events import ConformanceReminder
+from llmgine_conformance.support import LEASE
 
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=UTC)
-LEASE = timedelta(minutes=5)
 POLL_S = 0.002
 """Pause between a taker's rounds: a tight loop can starve a writer of SQLite's lock."""
 

@@ -15,13 +15,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from llmgine_conformance._workers import (
     FAR_FUTURE,
-    LEASE,
     POLL_S,
     add_events,
     claim_until,
@@ -29,15 +27,12 @@ from llmgine_conformance._workers import (
 )
 from llmgine_conformance.backends import PROCESSES, Backend
 from llmgine_conformance.events import ConformanceReminder
+from llmgine_conformance.support import LEASE, ids
 
 CAPABILITY = "concurrent instances"
 
 TIMEOUT_S = 60.0
 """Upper bound for a worker; a hang fails the test instead of blocking the run."""
-
-
-def ids(events: list[Any]) -> list[str]:
-    return [event.event_id for event in events]
 
 
 @contextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,7 @@ from llmgine.database import (
 from llmgine.messages.events import Event
 from llmgine_conformance.backends import ENVIRONMENT, EVENT_LOG, NAMESPACES, Backend, sqlite_backend
 from llmgine_conformance.events import ConformanceReminder
+from llmgine_conformance.support import ids
 
 CAPABILITY = "config change detection"
 
@@ -64,10 +64,6 @@ def elsewhere(
     yield Elsewhere(variable, other.environment()[variable], other)
     reset_engine()
     other.close()
-
-
-def ids(items: list[Any]) -> list[str]:
-    return [item.event_id for item in items]
 
 
 def flush() -> None:

@@ -9,11 +9,8 @@ results under any process ``TZ`` or database session time zone.
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +26,7 @@ from llmgine_conformance.backends import EVENT_LOG, SESSION_TIME_ZONE, Backend
 from llmgine_conformance.events import ConformanceReminder
 from llmgine_conformance.strategies import aware_datetimes, datetimes
 from llmgine_conformance.strategies import datetime_identity as exactly
+from llmgine_conformance.support import process_time_zone
 
 CAPABILITY = "datetime round-trips"
 
@@ -43,22 +41,6 @@ ZONE_PAIRS = [("Pacific/Chatham", "America/St_Johns"), ("America/St_Johns", "Pac
 def instant(value: datetime) -> datetime:
     """The instant ``value`` names; a naive value is local time."""
     return value.astimezone(UTC)
-
-
-@contextmanager
-def process_time_zone(name: str) -> Iterator[None]:
-    """Run with the process's local time zone set to ``name`` (``TZ`` + ``tzset``)."""
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = name
-    time.tzset()
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
 
 
 def add_one_by_one(store: Any, dues: Sequence[datetime]) -> list[ConformanceReminder]:

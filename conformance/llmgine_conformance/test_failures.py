@@ -26,13 +26,11 @@ from llmgine.messages.events import Event
 from llmgine.messages.scheduled_events import ScheduledEvent
 from llmgine_conformance.backends import DISCONNECT, FAULTS, Backend
 from llmgine_conformance.faults import KINDS, FaultInjector, Kind, Point
+from llmgine_conformance.support import LEASE, OTHER, OWNER, sorted_ids
 
 CAPABILITY = "injected failures"
 pytestmark = pytest.mark.requires(FAULTS)
 
-OWNER = "owner-a"
-OTHER = "owner-b"
-LEASE = timedelta(minutes=5)
 WINDOW = 0.3
 """Seconds an outage lasts: long enough for several retries, short for the suite."""
 BUS_STOP_TIMEOUT = 5.0
@@ -64,10 +62,6 @@ def later_events(count: int = 3) -> list[ScheduledEvent]:
     ]
 
 
-def ids(events: Sequence[Event]) -> list[str]:
-    return sorted(event.event_id for event in events)
-
-
 def ready(backend: Backend, point: Point) -> Any:
     """A store whose next call reaches ``point``: a new one for ``connect`` (it has to open a
     connection), else one that has set up its tables and holds a pooled connection."""
@@ -89,7 +83,7 @@ def holding(backend: Backend, events: Sequence[ScheduledEvent]) -> None:
     """Store ``events`` and claim them for OWNER, through a store of their own."""
     store = backend.open()
     store.add(events)
-    assert ids(claim_all(store, OWNER)) == ids(events)
+    assert sorted_ids(claim_all(store, OWNER)) == sorted_ids(events)
 
 
 def attempt(call: Callable[[], object]) -> bool:
@@ -131,7 +125,7 @@ def test_a_failed_add_stores_the_events_exactly_once_when_retried(
     attempt(lambda: store.add(events))
     expect_fired(injector, point)
     store.add(events)
-    assert ids(store.take_all()) == ids(events)
+    assert sorted_ids(store.take_all()) == sorted_ids(events)
 
 
 @pytest.mark.parametrize("kind", KILLED)
@@ -144,7 +138,7 @@ def test_an_add_committed_but_never_acknowledged_is_stored_once_when_retried(
     attempt(lambda: store.add(events))
     expect_fired(injector, "commit")
     store.add(events)
-    assert ids(store.take_all()) == ids(events)
+    assert sorted_ids(store.take_all()) == sorted_ids(events)
 
 
 @pytest.mark.parametrize("kind", KILLED)
@@ -159,7 +153,7 @@ def test_a_failed_claim_leaves_the_events_claimable(
     claimed: list[ScheduledEvent] = []
     attempt(lambda: claimed.extend(claim_all(store, OWNER)))
     expect_fired(injector, point)
-    assert ids(claimed + claim_all(store, OTHER)) == ids(events)
+    assert sorted_ids(claimed + claim_all(store, OTHER)) == sorted_ids(events)
 
 
 @pytest.mark.parametrize("kind", KILLED)
@@ -173,7 +167,7 @@ def test_a_failed_renew_leaves_the_events_with_their_owner(
     injector.fail(point, kind=kind, times=1)
     attempt(lambda: store.renew(OWNER, lease=LEASE))
     expect_fired(injector, point)
-    assert store.renew(OWNER, lease=LEASE) == set(ids(events))
+    assert store.renew(OWNER, lease=LEASE) == set(sorted_ids(events))
     assert claim_all(store, OTHER) == []
 
 
@@ -188,9 +182,9 @@ def test_a_failed_release_leaves_the_events_with_their_owner(
     injector.fail(point, kind=kind, times=1)
     released = attempt(lambda: store.release(OWNER))
     expect_fired(injector, point)
-    assert store.renew(OWNER, lease=LEASE) == (set() if released else set(ids(events)))
+    assert store.renew(OWNER, lease=LEASE) == (set() if released else set(sorted_ids(events)))
     store.release(OWNER)
-    assert ids(claim_all(store, OTHER)) == ids(events)
+    assert sorted_ids(claim_all(store, OTHER)) == sorted_ids(events)
 
 
 @pytest.mark.parametrize("kind", KILLED)
@@ -202,10 +196,10 @@ def test_a_failed_complete_keeps_the_events_stored_and_held(
     holding(backend, events)
     store = ready(backend, point)
     injector.fail(point, kind=kind, times=1)
-    completed = attempt(lambda: store.complete(OWNER, ids(events)))
+    completed = attempt(lambda: store.complete(OWNER, sorted_ids(events)))
     expect_fired(injector, point)
-    assert store.renew(OWNER, lease=LEASE) == (set() if completed else set(ids(events)))
-    assert store.complete(OWNER, ids(events)) == (0 if completed else len(events))
+    assert store.renew(OWNER, lease=LEASE) == (set() if completed else set(sorted_ids(events)))
+    assert store.complete(OWNER, sorted_ids(events)) == (0 if completed else len(events))
     assert store.take_all() == []
 
 
@@ -221,7 +215,7 @@ def test_a_failed_take_all_leaves_every_event_stored(
     taken: list[ScheduledEvent] = []
     attempt(lambda: taken.extend(store.take_all()))
     expect_fired(injector, point)
-    assert ids(taken + store.take_all()) == ids(events)
+    assert sorted_ids(taken + store.take_all()) == sorted_ids(events)
 
 
 @pytest.mark.parametrize("kind", KILLED)
@@ -290,7 +284,7 @@ def test_a_store_whose_setup_failed_sets_up_on_its_next_call(
     attempt(lambda: store.add(events))
     expect_fired(injector, point)
     store.add(events)
-    assert ids(store.take_all()) == ids(events)
+    assert sorted_ids(store.take_all()) == sorted_ids(events)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -382,7 +376,7 @@ def test_the_writer_stores_each_acknowledged_event_exactly_once_across_an_outage
     point = outage(injector)
     acknowledged, _ = submit_through(writer, WINDOW * 1.5)
     assert injector.count(point, "fail") > 0
-    assert ids(store.take_all()) == ids(acknowledged)
+    assert sorted_ids(store.take_all()) == sorted_ids(acknowledged)
 
 
 @pytest.mark.parametrize("outage", OUTAGES[::2], ids=lambda outage: outage.__name__)
@@ -422,7 +416,7 @@ def test_the_writer_loses_and_duplicates_nothing_under_random_commit_faults(
     assert sum(not i.after for i in injector.injected) > 0
     injector.clear()
     assert len(acknowledged) == 200
-    assert ids(store.take_all()) == ids(acknowledged)
+    assert sorted_ids(store.take_all()) == sorted_ids(acknowledged)
 
 
 # --- the bus: never raises, never loses a scheduled event ------------------------------------
@@ -431,7 +425,7 @@ def test_the_writer_loses_and_duplicates_nothing_under_random_commit_faults(
 async def left_for_the_next_bus(backend: Backend) -> list[str]:
     """The ids of every stored, claimable event: what the next bus to start restores."""
     taken: list[ScheduledEvent] = await asyncio.to_thread(backend.open().take_all)
-    return ids(taken)
+    return sorted_ids(taken)
 
 
 @pytest.mark.asyncio
@@ -450,7 +444,7 @@ async def test_a_bus_run_through_an_outage_leaves_its_scheduled_events_for_the_n
     await bus.publish(Event())
     await bus.stop()
     assert injector.count(point, "fail") > 0
-    assert await left_for_the_next_bus(backend) == ids(events)
+    assert await left_for_the_next_bus(backend) == sorted_ids(events)
 
 
 @pytest.mark.asyncio
@@ -486,7 +480,7 @@ async def test_a_bus_whose_start_met_a_fault_still_runs_and_loses_nothing(
     await bus.stop()
     expect_fired(injector, point)
     assert len(delivered) == 1, "the bus should deliver events although its restore failed"
-    assert await left_for_the_next_bus(backend) == ids(events)
+    assert await left_for_the_next_bus(backend) == sorted_ids(events)
 
 
 # --- latency --------------------------------------------------------------------------------
@@ -517,7 +511,7 @@ def test_a_store_reconnects_after_the_server_killed_its_idle_connections(
     store.add(events)
     assert backend.terminate_connections() > 0
     store.append([Event()])
-    assert ids(store.take_all()) == ids(events)
+    assert sorted_ids(store.take_all()) == sorted_ids(events)
     assert injector.injected == []
 
 
@@ -547,7 +541,7 @@ def test_a_take_all_whose_connection_is_killed_midway_loses_nothing(
             pytest.skip(f"take_all does not reach {point!r} on this backend")
         pytest.fail("take_all returned although its connection was killed")
     assert killed[0] > 0
-    assert ids(taken + store.take_all()) == ids(events)
+    assert sorted_ids(taken + store.take_all()) == sorted_ids(events)
 
 
 @pytest.mark.requires(FAULTS, DISCONNECT)
@@ -561,7 +555,7 @@ def test_a_claim_whose_connection_is_killed_midway_leaves_the_events_claimable(
     with pytest.raises(StoreUnavailableError):
         claim_all(store, OWNER)
     assert killed[0] > 0
-    assert ids(claim_all(store, OTHER)) == ids(events)
+    assert sorted_ids(claim_all(store, OTHER)) == sorted_ids(events)
 
 
 @pytest.mark.requires(FAULTS, DISCONNECT)
@@ -573,10 +567,10 @@ def test_a_complete_whose_connection_is_killed_midway_deletes_nothing(
     store = ready(backend, "delete")
     killed = kill_during(backend, injector, "delete")
     with pytest.raises(StoreUnavailableError):
-        store.complete(OWNER, ids(events))
+        store.complete(OWNER, sorted_ids(events))
     assert killed[0] > 0
-    assert store.renew(OWNER, lease=LEASE) == set(ids(events))
-    assert store.complete(OWNER, ids(events)) == len(events)
+    assert store.renew(OWNER, lease=LEASE) == set(sorted_ids(events))
+    assert store.complete(OWNER, sorted_ids(events)) == len(events)
 
 
 @pytest.mark.asyncio
@@ -600,4 +594,4 @@ async def test_publish_does_not_wait_for_a_slow_event_log(
     injector.clear()
     assert slowest < 0.5, f"a publish took {slowest:.2f} s: it waited for the database"
     assert injector.count("insert", "delay") >= 1
-    assert ids(backend.open().read()) == ids(events)
+    assert sorted_ids(backend.open().read()) == sorted_ids(events)

@@ -15,10 +15,9 @@ import pytest
 from llmgine.messages.events import Event
 from llmgine_conformance.backends import CATALOG, EVENT_LOG, NAMESPACES, Backend
 from llmgine_conformance.events import ConformanceReminder
+from llmgine_conformance.support import LEASE
 
 CAPABILITY = "namespace isolation"
-
-LEASE = timedelta(minutes=5)
 
 
 @pytest.fixture

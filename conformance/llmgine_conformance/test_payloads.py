@@ -168,6 +168,14 @@ def test_an_unstorable_value_is_refused_naming_class_and_field(store: Any, value
     assert store.next_due() is None
 
 
+def test_a_due_time_that_is_not_a_datetime_is_refused_naming_class_and_field(store: Any) -> None:
+    fine = ConformancePayload(value="fine")
+    late = ConformancePayload(scheduled_time="tomorrow")  # type: ignore[arg-type]
+    with pytest.raises(UnstorableEventError, match=r"ConformancePayload\.scheduled_time"):
+        store.add([fine, late])
+    assert store.take_all() == []
+
+
 # --- the event log --------------------------------------------------------------------------
 
 

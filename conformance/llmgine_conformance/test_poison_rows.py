@@ -20,12 +20,12 @@ import pytest
 from llmgine.database.codec import dumps, encode_event, loads
 from llmgine_conformance.backends import RAW_ROWS, RESTART, Backend
 from llmgine_conformance.events import ConformanceReminder
+from llmgine_conformance.support import LEASE
 
 CAPABILITY = "poison rows"
 
 pytestmark = pytest.mark.requires(RAW_ROWS)
 
-LEASE = timedelta(minutes=5)
 VALID = dumps(encode_event(ConformanceReminder(text="valid for its class")))
 
 
@@ -51,8 +51,8 @@ def an_hour_ago() -> datetime:
     return datetime.now(UTC) - timedelta(hours=1)
 
 
-def plant(backend: Backend, poison: Poison) -> str:
-    """Insert ``poison`` as a row due an hour ago; return its event_id.
+def plant(backend: Backend, poison: Poison, due: datetime | None = None) -> str:
+    """Insert ``poison`` as a row due at ``due`` (default an hour ago); return its event_id.
 
     Skips for text that is not JSON where the backend refuses to hold it (a
     PostgreSQL JSON column checks what it is given).
@@ -63,7 +63,7 @@ def plant(backend: Backend, poison: Poison) -> str:
             event_id=event_id,
             event_class_name=poison.event_class_name,
             event_data=poison.event_data,
-            due=an_hour_ago(),
+            due=an_hour_ago() if due is None else due,
         )
     except Exception as exc:
         if poison is not NOT_JSON:
@@ -151,3 +151,49 @@ def test_quarantine_is_logged_once_with_the_event_id(
     mentions = [r for r in caplog.records if bad_id in r.getMessage()]
     assert len(mentions) == 1
     assert mentions[0].levelno >= logging.WARNING
+    [row] = store.quarantined()
+    assert row.reason in mentions[0].getMessage()
+
+
+def test_the_reason_says_why_the_row_cannot_be_restored(backend: Backend) -> None:
+    store = backend.open()
+    unknown = plant(backend, POISONS["unknown-class"])
+    bad_tag = plant(backend, POISONS["unknown-tag"])
+    store.take_all()
+    reasons = {row.event_id: row.reason for row in store.quarantined()}
+    assert "NoSuchConformanceEvent" in reasons[unknown]
+    assert "no-such-tag" in reasons[bad_tag]
+
+
+def test_several_quarantined_rows_are_listed_in_insertion_order_each_with_its_reason(
+    backend: Backend,
+) -> None:
+    store = backend.open()
+    first_due = an_hour_ago()  # each row planted due earlier than the one before
+    planted = {
+        plant(backend, poison, first_due - timedelta(minutes=i)): poison
+        for i, poison in enumerate(POISONS.values())
+    }
+    good = ConformanceReminder(scheduled_time=an_hour_ago())
+    store.add([good])
+    assert store.take_all() == [good]
+    rows = store.quarantined()
+    assert [row.event_id for row in rows] == list(planted)
+    for row in rows:
+        assert row.event_class_name == planted[row.event_id].event_class_name
+        assert loads(row.event_data) == loads(planted[row.event_id].event_data)
+        assert row.reason
+
+
+def test_a_limited_claim_reaches_past_a_backlog_of_poison_rows(backend: Backend) -> None:
+    store = backend.open()
+    for poison in POISONS.values():
+        plant(backend, poison)
+    good = [
+        ConformanceReminder(scheduled_time=datetime.now(UTC) - timedelta(seconds=s))
+        for s in (2, 1, 0)
+    ]
+    store.add(good)
+    assert store.claim("a", due_before=datetime.now(UTC), lease=LEASE, limit=2) == good[:2]
+    assert len(store.quarantined()) == len(POISONS)
+    assert store.claim("b", due_before=datetime.now(UTC), lease=LEASE, limit=2) == good[2:]

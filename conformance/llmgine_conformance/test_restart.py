@@ -26,36 +26,9 @@ from llmgine_conformance.events import (
     ConformancePriority,
     ConformanceReminder,
 )
+from llmgine_conformance.support import LEASE, FakeClock, due_in, ids, restart
 
 CAPABILITY = "restart persistence"
-
-LEASE = timedelta(minutes=5)
-
-
-def due_in(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-def ids(events: list[Any]) -> list[str]:
-    return [event.event_id for event in events]
-
-
-def restart(backend: Backend, store: Any) -> Any:
-    store.close()
-    return backend.open()
-
-
-class FakeClock:
-    """A clock the test moves by hand, for leases that expire without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
 
 
 def full_reminder() -> ConformanceReminder:
@@ -325,3 +298,13 @@ def test_next_due_is_none_once_everything_is_taken(store: Any) -> None:
     store.add([ConformanceReminder()])
     store.take_all()
     assert store.next_due() is None
+
+
+@pytest.mark.requires(RESTART)
+def test_closing_twice_is_harmless(backend: Backend) -> None:
+    event = ConformanceReminder(scheduled_time=due_in(60))
+    store = backend.open()
+    store.add([event])
+    store.close()
+    store.close()
+    assert backend.open().next_due() == event.scheduled_time

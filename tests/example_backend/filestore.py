@@ -192,7 +192,8 @@ class FileStore:
         decoded = []
         for row in sorted(rows, key=_Row.order):
             try:
-                decoded.append((row, decode_event(row.event_class_name, loads(row.event_data))))
+                payload = loads(row.event_data)
+                decoded.append((row, decode_event(row.event_class_name, payload, row.event_id)))
             except Exception as exc:
                 row.quarantine_reason = f"{type(exc).__name__}: {exc}"
                 row.owner = row.lease_until = None
@@ -203,12 +204,19 @@ class FileStore:
         self, owner: str, *, due_before: datetime, lease: timedelta, limit: int
     ) -> list[ScheduledEvent]:
         now, cutoff = to_utc(self._clock()), to_utc(due_before)
+        claimed: list[ScheduledEvent] = []
         with self._transaction() as document:
-            due = [r for r in document.scheduled if r.claimable(now) and _instant(r.due) <= cutoff]
-            claimed = self._decoded(sorted(due, key=_Row.order)[: max(limit, 0)])
-            for row, _ in claimed:
-                row.owner, row.lease_until = owner, _stamp(now + lease)
-        return [event for _, event in claimed]
+            while len(claimed) < limit:  # a row quarantined on the way leaves room for another
+                due = [
+                    r for r in document.scheduled if r.claimable(now) and _instant(r.due) <= cutoff
+                ]
+                chosen = sorted(due, key=_Row.order)[: limit - len(claimed)]
+                if not chosen:
+                    break
+                for row, event in self._decoded(chosen):
+                    row.owner, row.lease_until = owner, _stamp(now + lease)
+                    claimed.append(event)
+        return claimed
 
     def renew(self, owner: str, *, lease: timedelta) -> set[str]:
         until = _stamp(to_utc(self._clock()) + lease)

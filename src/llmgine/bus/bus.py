@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import sys
 from collections.abc import Callable
 from contextvars import Context, ContextVar
 from datetime import datetime, timedelta
+from types import TracebackType
 
 from llmgine.bus.persistence import (
     EnvironmentEventLog,
@@ -22,9 +24,16 @@ from llmgine.bus.persistence import (
     StoreEventLog,
     environment_store,
 )
-from llmgine.bus.registry import CommandHandler, EventHandler, HandlerRegistry, Registered
+from llmgine.bus.registry import (
+    CommandHandler,
+    EventHandler,
+    HandlerPriority,
+    HandlerRegistry,
+    Registered,
+)
 from llmgine.bus.scheduler import DurableScheduler, SchedulerSettings
 from llmgine.bus.session import BusSession
+from llmgine.database.codec import check_attributes
 from llmgine.database.instants import to_utc, utc_now
 from llmgine.database.retention import Retention
 from llmgine.database.store import EventLog, ScheduledEventStore
@@ -43,7 +52,9 @@ from llmgine.messages.types import BUS_SESSION, SessionID
 
 logger = logging.getLogger(__name__)
 
-_Item = tuple[Event, "asyncio.Future[None] | None"]
+_Errors = list[Exception] | None
+"""What an event's handlers raised; None when none did."""
+_Item = tuple[Event, "asyncio.Future[_Errors] | None"]
 MAX_ERROR_HISTORY = 1000
 
 _handling: ContextVar[MessageBus | None] = ContextVar("llmgine_bus_handling", default=None)
@@ -115,6 +126,7 @@ class MessageBus:
         self._prestart: list[Event] = []
         self._lifecycle = asyncio.Lock()
         self._deferred_stop: asyncio.Task[None] | None = None
+        self._suppress_event_errors = True
         self.event_handler_errors: list[BaseException] = []
 
     @property
@@ -183,6 +195,22 @@ class MessageBus:
             await scheduler.stop(self._stop_timeout)
             await asyncio.to_thread(self._log.close, self._stop_timeout)
 
+    async def reset(self) -> None:
+        """Stop the bus, forget every handler and recorded error, suppress errors again."""
+        await self.stop()
+        self._registry = HandlerRegistry()
+        self.event_handler_errors.clear()
+        self._suppress_event_errors = True
+
+    def suppress_event_errors(self) -> None:
+        """Handler errors are logged and recorded, never raised to the publisher (the default)."""
+        self._suppress_event_errors = True
+
+    def unsuppress_event_errors(self) -> None:
+        """``await publish(event)`` raises the last error its event's handlers raised, after
+        every handler ran. (``await_processing=False`` and scheduled events never raise.)"""
+        self._suppress_event_errors = False
+
     @staticmethod
     def _drop_leftovers(queue: asyncio.Queue[_Item]) -> None:
         """Empty the queue after the processor stopped. Scheduled events left undelivered
@@ -199,13 +227,19 @@ class MessageBus:
     # --- handlers --------------------------------------------------------------------
 
     def register_event_handler(
-        self, event_type: type[Event], handler: EventHandler, session_id: str = BUS_SESSION
+        self,
+        event_type: type[Event],
+        handler: EventHandler,
+        session_id: str = BUS_SESSION,
+        priority: int = HandlerPriority.NORMAL,
     ) -> None:
         """Call ``handler`` (sync or async) for each event of exactly ``event_type``.
 
         A handler registered in a session sees only that session's events.
+        Handlers run one after another, by ``priority`` (`HandlerPriority`: lower
+        values first), then in the order they were registered.
         """
-        self._registry.add_event_handler(event_type, handler, session_id)
+        self._registry.add_event_handler(event_type, handler, session_id, priority)
 
     def register_command_handler(
         self, command_type: type[Command], handler: CommandHandler, session_id: str = BUS_SESSION
@@ -222,6 +256,10 @@ class MessageBus:
 
     def create_session(self, session_id: str | None = None) -> BusSession:
         """A session on this bus; use it as ``async with``."""
+        return BusSession(self, session_id)
+
+    def session(self, session_id: str | None = None) -> BusSession:
+        """The same session, for ``async with bus.session() as session:``."""
         return BusSession(self, session_id)
 
     # --- commands ------------------------------------------------------------------------
@@ -288,18 +326,23 @@ class MessageBus:
         elif not await_processing:
             self._enqueue(event, None)
         elif _handling.get() is self:
-            await self._dispatch(event)  # from a handler: the queue waits for this one
+            errors = await self._dispatch(event)  # from a handler: the queue waits for it
+            self._raise_unsuppressed(errors)
         else:
-            done = asyncio.get_running_loop().create_future()
+            done: asyncio.Future[_Errors] = asyncio.get_running_loop().create_future()
             self._enqueue(event, done)
-            await done
+            self._raise_unsuppressed(await done)
+
+    def _raise_unsuppressed(self, errors: _Errors) -> None:
+        if errors and not self._suppress_event_errors:
+            raise errors[-1]
 
     def _accept(self, event: Event) -> None:
         """Log ``event`` and queue it for its handlers."""
         self._log.log(event)
         self._enqueue(event, None)
 
-    def _enqueue(self, event: Event, done: asyncio.Future[None] | None) -> None:
+    def _enqueue(self, event: Event, done: asyncio.Future[_Errors] | None) -> None:
         assert self._queue is not None
         self._queue.put_nowait((event, done))
 
@@ -330,14 +373,16 @@ class MessageBus:
 
     @staticmethod
     def _check_storable(event: ScheduledEvent) -> None:
-        """Refuse a class the store could not restore. (Its fields are checked as it is
-        stored: `publish` awaits that, and raises the same `UnstorableEventError`.)"""
+        """Refuse a class the store could not restore, or attributes it would not store.
+        (Field values are checked as the event is stored: `publish` awaits that, and
+        raises the same `UnstorableEventError`.)"""
         cls = type(event)
         if EVENT_CLASSES.get(cls.__name__) is not cls:
             raise UnstorableEventError(
                 f"{cls.__qualname__} is not registered, so it could not be restored after a "
                 "restart; decorate it with @register_scheduled_event_class"
             )
+        check_attributes(event)
 
     async def wait_for_events(self) -> None:
         """Wait until every queued event has been handled (scheduled ones count when due)."""
@@ -358,16 +403,19 @@ class MessageBus:
         _handling.set(self)  # this task's own context, inherited by tasks its handlers start
         while True:
             event, future = await queue.get()
+            errors: _Errors = None
             try:
-                await self._dispatch(event)
+                errors = await self._dispatch(event)
                 if isinstance(event, ScheduledEvent) and self._scheduler is not None:
                     self._scheduler.delivered(event)
             finally:
                 queue.task_done()
                 if future is not None and not future.done():
-                    future.set_result(None)
+                    future.set_result(errors)
 
-    async def _dispatch(self, event: Event) -> None:
+    async def _dispatch(self, event: Event) -> _Errors:
+        """Run ``event``'s handlers; return what they raised (None if nothing)."""
+        errors: _Errors = None
         for handler in self._registry.event_handlers(event):
             try:
                 outcome = handler.fn(event)
@@ -375,6 +423,8 @@ class MessageBus:
                     await outcome
             except Exception as exc:
                 self._handler_failed(event, handler, exc)
+                errors = [exc] if errors is None else [*errors, exc]
+        return errors
 
     def _handler_failed(self, event: Event, handler: Registered, exc: Exception) -> None:
         logger.exception("event handler %s failed on %s", handler.name, type(event).__name__)
@@ -402,3 +452,33 @@ class MessageBus:
     def scheduler(self) -> DurableScheduler | None:
         """The durable scheduler while the bus runs (its ``owner`` id and ``stats``)."""
         return self._scheduler
+
+    def _abandon(self) -> None:
+        """Release what this bus holds without its event loop, which is gone."""
+        scheduler, self._scheduler = self._scheduler, None
+        self._running = False
+        if scheduler is not None:
+            scheduler.abandon(self._stop_timeout)
+        self._log.close(self._stop_timeout)
+
+
+def bus_exception_hook(bus: MessageBus) -> None:
+    """Install a `sys.excepthook` that lets ``bus`` clean up after an uncaught exception.
+
+    The exception is reported by the hook installed before (Python's prints the
+    traceback); then the bus flushes its writes and releases its scheduled events
+    at once, so another bus takes them over without waiting for the lease to expire.
+    (Nothing acknowledged is lost without it either: the events are in the store.)
+    """
+    previous = sys.excepthook
+
+    def excepthook(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        try:
+            previous(exc_type, exc, tb)
+        finally:
+            logger.info("uncaught exception: releasing the message bus's scheduled events")
+            bus._abandon()
+
+    sys.excepthook = excepthook

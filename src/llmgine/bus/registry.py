@@ -7,6 +7,7 @@ its own session. A command goes to its session's handler, else the bus's.
 
 from __future__ import annotations
 
+import bisect
 import inspect
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,16 @@ EventHandler = Callable[[Any], Awaitable[None] | None]
 CommandHandler = Callable[[Any], Awaitable[CommandResult | Any] | CommandResult | Any]
 
 
+class HandlerPriority:
+    """Event handler priorities, as in the original bus: lower values run first."""
+
+    HIGHEST = 0
+    HIGH = 10
+    NORMAL = 50
+    LOW = 90
+    LOWEST = 100
+
+
 @dataclass(frozen=True)
 class Registered:
     """A handler with what is known about it up front."""
@@ -28,11 +39,16 @@ class Registered:
     fn: Callable[[Any], Any]
     is_async: bool
     name: str
+    priority: int = HandlerPriority.NORMAL
 
     @classmethod
-    def of(cls, fn: Callable[[Any], Any]) -> Registered:
+    def of(cls, fn: Callable[[Any], Any], priority: int = HandlerPriority.NORMAL) -> Registered:
         name = getattr(fn, "__qualname__", None) or repr(fn)
-        return cls(fn, inspect.iscoroutinefunction(fn), name)
+        return cls(fn, inspect.iscoroutinefunction(fn), name, priority)
+
+
+def _priority(handler: Registered) -> int:
+    return handler.priority
 
 
 class HandlerRegistry:
@@ -43,9 +59,16 @@ class HandlerRegistry:
         self._commands: dict[type[Command], dict[str, Registered]] = defaultdict(dict)
 
     def add_event_handler(
-        self, event_type: type[Event], handler: EventHandler, session_id: str
+        self,
+        event_type: type[Event],
+        handler: EventHandler,
+        session_id: str,
+        priority: int = HandlerPriority.NORMAL,
     ) -> None:
-        self._events[event_type].setdefault(session_id, []).append(Registered.of(handler))
+        """Handlers run by ``priority`` (lower first), then in registration order."""
+        handlers = self._events[event_type].setdefault(session_id, [])
+        entry = Registered.of(handler, priority)
+        bisect.insort_right(handlers, entry, key=_priority)
 
     def add_command_handler(
         self, command_type: type[Command], handler: CommandHandler, session_id: str
@@ -74,7 +97,7 @@ class HandlerRegistry:
         if event.session_id != BUS_SESSION:
             own = by_session.get(event.session_id)
             if own:
-                return [*handlers, *own]
+                return sorted([*handlers, *own], key=_priority)
         return handlers
 
     def command_handler(self, command: Command) -> Registered | None:

@@ -240,6 +240,21 @@ class DurableScheduler:
         self._claimed.clear()
         self._deadline.clear()
 
+    def abandon(self, flush_timeout: float) -> None:
+        """`stop` for when no event loop can run it any more (an uncaught exception ended
+        ``asyncio.run``): save pending writes, complete what was delivered, release every
+        lease, end the writer. Blocks; never raises for a store fault."""
+        self._writer.flush(flush_timeout)
+        ids, self._to_complete = self._to_complete, set()
+        try:
+            if ids:
+                self.store.complete(self.owner, ids)
+            released = self.store.release(self.owner)
+            logger.debug("released %d scheduled events", released)
+        except _STORE_FAULTS as exc:
+            self._faults.report("release", "leases not released (they expire): %s", exc)
+        self._writer.stop(flush_timeout)
+
     # --- scheduling ----------------------------------------------------------------------
 
     async def schedule(self, event: ScheduledEvent, due: datetime | None = None) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateSchema
 
 from llmgine.database._driver_rows import DriverInsert, driver_instant
+from llmgine.database._upgrade import original_tables, upgrade_original_tables
 from llmgine.database.instants import utc_now
 from llmgine.database.models import SCHEMA_VERSION, Naming, Tables, tables_for
 from llmgine.errors import (
@@ -158,10 +159,12 @@ class SqlBase:
             conn.execute(select(func.pg_advisory_xact_lock(key)))
         if schema and self._caps.schemas:
             conn.execute(CreateSchema(schema, if_not_exists=True))
+        original = original_tables(conn, self._tables)  # left by the original module
         self._tables.metadata.create_all(conn, checkfirst=True)
         meta = self._tables.meta
         found = conn.scalar(select(meta.c.value).where(meta.c.key == "schema_version"))
         if found is None:
+            upgrade_original_tables(conn, self._tables, original)
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
         elif int(found) > SCHEMA_VERSION:
             raise SchemaVersionError(

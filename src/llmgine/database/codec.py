@@ -127,6 +127,8 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
     cls = type(event)
     plan = _plan(cls)
     names = plan.field_names
+    if strict:
+        check_attributes(event, plan)
     if plan.undeclared:
         if strict:
             raise UnstorableEventError(
@@ -159,18 +161,28 @@ def encode_event(event: Event, *, strict: bool = True) -> dict[str, Any]:
     return payload
 
 
-def decode_event(class_name: str, payload: Any) -> ScheduledEvent:
+def decode_event(class_name: str, payload: Any, event_id: str | None = None) -> ScheduledEvent:
     """The scheduled event ``payload`` encodes, of the registered class ``class_name``.
 
-    Raises `DecodeError` for an unregistered class or a payload that does not
-    fit the class (missing required field, unknown tag, bad value).
+    ``event_id``: the stored row's own id, which is the event's identity whatever
+    the payload says. Raises `DecodeError` for an unregistered class or a payload
+    that does not fit the class (no ``scheduled_time``, missing required field,
+    unknown tag, bad value): nothing a row lacks is filled in with a default.
     """
     cls = EVENT_CLASSES.get(class_name)
     if cls is None:
         raise DecodeError(f"unknown event class {class_name!r}: it is not registered")
     if not isinstance(payload, dict):
         raise DecodeError(f"payload is a {type(payload).__name__}, not a JSON object")
+    if "scheduled_time" not in payload:
+        raise DecodeError(f"payload has no scheduled_time, which {class_name} requires")
+    if event_id is not None:
+        payload = {**payload, "event_id": event_id}
     plan = _plan(cls)
+    if _own_from_dict(cls) and any(
+        k not in plan.init_names and k not in plan.non_init_names for k in payload
+    ):
+        return _from_dict(cls, payload)
     try:
         known = plan.known
         values = {
@@ -191,6 +203,40 @@ def decode_event(class_name: str, payload: Any) -> ScheduledEvent:
         ) from exc
     if not isinstance(event.scheduled_time, datetime):
         raise DecodeError(f"scheduled_time is a {type(event.scheduled_time).__name__}")
+    return event
+
+
+def check_attributes(event: Event, plan: _Plan | None = None) -> None:
+    """Raise `UnstorableEventError` if ``event`` holds attributes that are not dataclass
+    fields (set by an ``__init__`` of its own, say): they would not be stored."""
+    plan = plan or _plan(type(event))
+    attributes = getattr(event, "__dict__", None)
+    if attributes and len(attributes) > len(plan.field_names):
+        extra = sorted(set(attributes) - set(plan.field_names))
+        if extra:
+            raise UnstorableEventError(
+                f"{type(event).__qualname__} sets attributes {extra} that are not dataclass "
+                "fields, so they would be lost: declare them as fields of a @dataclass"
+            )
+
+
+def _own_from_dict(cls: type[ScheduledEvent]) -> bool:
+    return getattr(cls.from_dict, "__func__", None) is not getattr(
+        Event.from_dict, "__func__", None
+    )
+
+
+def _from_dict(cls: type[ScheduledEvent], payload: dict[str, Any]) -> ScheduledEvent:
+    """A row holding keys ``cls`` does not declare, of a class with its own ``from_dict``:
+    one the original module stored from the class's ``to_dict`` override. Restored
+    through that ``from_dict``, with the payload as stored. (Without one, such keys are
+    fields the class no longer has, and are ignored.)"""
+    try:
+        event = cls.from_dict(dict(payload))
+    except Exception as exc:
+        raise DecodeError(f"{cls.__name__}.from_dict failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(event, cls) or not isinstance(event.scheduled_time, datetime):
+        raise DecodeError(f"{cls.__name__}.from_dict did not return one with a due time")
     return event
 
 

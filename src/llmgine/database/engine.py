@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from llmgine.database._faultlog import FaultLog
+from llmgine.database._model_session import models_engine
 from llmgine.database.config import (
     DatabaseConfig,
     parse_log_settings,
@@ -51,6 +52,7 @@ class DatabaseEngine:
     _config_error: ClassVar[ConfigurationError | None] = None
     _engine: ClassVar[Engine | None] = None
     _store: ClassVar[SQLAlchemyStore | None] = None
+    _models_engine: ClassVar[tuple[SQLAlchemyStore, Engine] | None] = None
     _writer: ClassVar[Writer | None] = None
     _atexit_registered: ClassVar[bool] = False
     _releasing: ClassVar[list[threading.Thread]] = []
@@ -125,8 +127,18 @@ class DatabaseEngine:
 
     @classmethod
     def get_session(cls) -> Session:
-        """A new ORM session on the current engine; close it when done."""
-        return Session(cls.get_engine())
+        """A new ORM session on the current engine; close it when done.
+
+        On it the exported models (`ScheduledEventRecord`, `EventRecord`) name the
+        configured tables: the schema on PostgreSQL, the prefixed table on SQLite.
+        """
+        store = cls.get_store()
+        store.setup()
+        with cls._lock:
+            held = cls._models_engine
+            if held is None or held[0] is not store:
+                held = cls._models_engine = (store, models_engine(store.engine, store.naming))
+        return Session(held[1])
 
     @classmethod
     def get_writer(cls, config: DatabaseConfig | None = None) -> Writer:
@@ -190,7 +202,7 @@ class DatabaseEngine:
     @classmethod
     def _release(cls, *, wait: bool) -> None:
         writer, engine = cls._writer, cls._engine
-        cls._writer = cls._store = cls._engine = None
+        cls._writer = cls._store = cls._engine = cls._models_engine = None
 
         def finish() -> None:
             if writer is not None:

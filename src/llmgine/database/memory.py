@@ -104,9 +104,9 @@ class MemoryStore:
         decoded = []
         for row in sorted(rows, key=lambda r: (r.due, r.id)):
             try:
-                decoded.append(
-                    (row, codec.decode_event(row.event_class_name, codec.loads(row.event_data)))
-                )
+                payload = codec.loads(row.event_data)
+                event = codec.decode_event(row.event_class_name, payload, row.event_id)
+                decoded.append((row, event))
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, DecodeError) else f"malformed payload: {exc}"
                 logger.error("quarantined scheduled event %s: %s", row.event_id, reason)
@@ -118,19 +118,23 @@ class MemoryStore:
     ) -> list[ScheduledEvent]:
         now = self._clock()
         due_limit = to_utc(due_before)
+        claimed: list[ScheduledEvent] = []
         with self.database.lock:
-            candidates = sorted(
-                (
-                    r
-                    for r in self.database.scheduled.values()
-                    if self._claimable(r, now) and r.due <= due_limit
-                ),
-                key=lambda r: (r.due, r.id),
-            )[: max(limit, 0)]
-            claimed = self._decoded(candidates)
-            for row, _ in claimed:
-                row.owner, row.lease_until = owner, now + lease
-            return [event for _, event in claimed]
+            while len(claimed) < limit:  # rows quarantined on the way do not count
+                candidates = sorted(
+                    (
+                        r
+                        for r in self.database.scheduled.values()
+                        if self._claimable(r, now) and r.due <= due_limit
+                    ),
+                    key=lambda r: (r.due, r.id),
+                )[: limit - len(claimed)]
+                if not candidates:
+                    break
+                for row, event in self._decoded(candidates):
+                    row.owner, row.lease_until = owner, now + lease
+                    claimed.append(event)
+            return claimed
 
     def renew(self, owner: str, *, lease: timedelta) -> set[str]:
         until = self._clock() + lease

@@ -35,7 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.schema import SchemaConst
 from sqlalchemy.types import TypeEngine
 
-from llmgine.database.instants import to_utc
+from llmgine.database.instants import to_utc, utc_now
 from llmgine.errors import ConfigurationError
 
 SCHEMA_VERSION = 1
@@ -91,7 +91,8 @@ class ScheduledEventRecord(Base):
     event_data: Mapped[Any] = mapped_column(JSON)
     scheduled_time: Mapped[datetime] = mapped_column(UTCDateTime)
     """The due instant."""
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    """When the row was added; the current time unless given."""
     owner: Mapped[str | None] = mapped_column(String(255))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     quarantine_reason: Mapped[str | None] = mapped_column(Text)
@@ -120,7 +121,8 @@ class EventRecord(Base):
     """The payload as JSON text."""
     session_id: Mapped[str | None] = mapped_column(String(255))
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    """When the row was added; the current time unless given."""
 
     __table_args__ = (
         UniqueConstraint("event_id", name="uq_event_log_event_id"),

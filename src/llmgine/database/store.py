@@ -79,14 +79,14 @@ class ScheduledEventStore(Protocol):
         """Take up to ``limit`` claimable events due at or before ``due_before``.
 
         Returns them ordered by due instant, then by insertion, and marks them
-        owned by ``owner`` until `now` + ``lease``. Atomic: two concurrent claims
+        owned by ``owner`` until now + ``lease``. Atomic: two concurrent claims
         never return the same event. Rows that cannot be decoded are
         quarantined instead of returned.
         """
         ...
 
     def renew(self, owner: str, *, lease: timedelta) -> set[str]:
-        """Extend ``owner``'s leases to `now` + ``lease``; return the ids still held.
+        """Extend ``owner``'s leases to now + ``lease``; return the ids still held.
 
         An event missing from the result is no longer ``owner``'s (its lease
         expired and another owner claimed it, or it was completed) and must

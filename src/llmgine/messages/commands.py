@@ -24,9 +24,14 @@ class Command:
     session_id: SessionID = BUS_SESSION
 
 
-@dataclass(kw_only=True)
+@dataclass
 class CommandResult:
-    """The outcome of executing a command."""
+    """The outcome of executing a command.
+
+    Its fields may be given by position, in the original's order
+    (``CommandResult(True, command_id, timestamp, result)``); a subclass adding
+    fields without defaults must declare them ``kw_only``.
+    """
 
     success: bool
     command_id: str = field(default_factory=_new_id)
