@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from llmgine.bus.bus import MessageBus
 from llmgine.database import (
     DatabaseEngine,
     api,
@@ -61,10 +62,7 @@ def test_seed_functions_never_raise(
     assert any(r.levelno >= logging.WARNING for r in logs.records)
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [("LLMGINE_DB_SCHEMA", "no good"), ("LLMGINE_PERSIST_EVENTS", "perhaps")],
-)
+@pytest.mark.parametrize(("name", "value"), [("LLMGINE_DB_SCHEMA", "no good")])
 def test_bad_configuration_disables_persistence_with_one_error(
     name: str, value: str, monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
 ) -> None:
@@ -110,3 +108,39 @@ def test_a_scheduled_event_that_cannot_be_stored_is_logged_not_raised(
     save_unfinished_events([bad, good])
     assert any("metadata" in r.getMessage() for r in logs.records if r.levelno >= logging.ERROR)
     assert get_and_delete_unfinished_events() == [good]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("LLMGINE_PERSIST_EVENTS", "enabled"), ("LLMGINE_LOG_RETENTION", "30days"),
+     ("LLMGINE_LOG_MAX_ROWS", "lots")],
+)  # fmt: skip
+def test_an_invalid_event_log_setting_keeps_scheduled_events_durable(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(name, value)
+    event = future_event()
+    for _ in range(3):
+        save_unfinished_events([event])
+        assert get_and_delete_unfinished_events() == [event]
+        persist_event(Event())
+    errors = [r.getMessage() for r in logs.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"llmgine event-log setting {name}={value!r} ")
+    assert "ignored" in errors[0]
+    assert "scheduled events are persisted" in errors[0]
+
+
+async def test_a_typo_in_the_log_flag_keeps_the_bus_scheduling_durable(
+    monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "enabled")
+    monkeypatch.setenv("LLMGINE_LOG_RETENTION", "30days")
+    event = future_event()
+    bus = MessageBus()
+    await bus.start()
+    await bus.publish(event)
+    await bus.stop()  # saved for the next start
+    assert get_and_delete_unfinished_events() == [event]
+    ignored = [r.getMessage() for r in logs.records if "ignored" in r.getMessage()]
+    assert len(ignored) == 2, ignored  # each invalid setting said once

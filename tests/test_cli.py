@@ -33,6 +33,16 @@ def test_check_explains_an_invalid_configuration(monkeypatch: pytest.MonkeyPatch
     assert "LLMGINE_DB_SCHEMA" in text
 
 
+def test_check_names_an_ignored_event_log_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "enabled")
+    save_unfinished_events([ScheduledEvent(scheduled_time=datetime.now() + timedelta(hours=1))])
+    status, text = run("check")
+    assert status == 2
+    assert "event log:      off" in text
+    assert "IGNORED: LLMGINE_PERSIST_EVENTS='enabled' is not one of" in text
+    assert "scheduled:      1 stored" in text  # scheduled-event persistence is still on
+
+
 def test_check_explains_an_unknown_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMGINE_DB_URL", "nosuchdriver://h/db")
     assert run("check")[0] == 2
@@ -71,3 +81,15 @@ def test_check_hides_a_password_given_as_a_query_parameter(
     assert status == 1
     assert "password=***" in text
     assert "hunter2" not in text
+
+
+def test_help_is_plain_text_with_help_for_each_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text
+    assert "check      which database and tables the environment selects" in text
+    assert "the stored scheduled events that could not be restored" in text
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    assert "schema version" in capsys.readouterr().out

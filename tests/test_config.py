@@ -34,15 +34,23 @@ def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("off", False)],
-)
+    [("1", True), ("true", True), ("YES", True), ("yes", True), ("On", True), (" TRUE ", True),
+     ("0", False), ("", False), ("off", False), ("False", False), ("NO", False)],
+)  # fmt: skip
 def test_persist_flag_values(raw: str, expected: bool) -> None:
-    assert DatabaseConfig(environ={"LLMGINE_PERSIST_EVENTS": raw}).persist_events is expected
+    config = DatabaseConfig(environ={"LLMGINE_PERSIST_EVENTS": raw})
+    assert config.persist_events is expected
+    assert config.ignored == ()
 
 
-def test_unknown_persist_flag_is_a_clear_error() -> None:
-    with pytest.raises(ConfigurationError, match="LLMGINE_PERSIST_EVENTS='maybe'"):
-        DatabaseConfig(environ={"LLMGINE_PERSIST_EVENTS": "maybe"})
+@pytest.mark.parametrize("raw", ["maybe", "enabled", "2", "y"])
+def test_an_unknown_persist_flag_is_ignored_saying_so(raw: str) -> None:
+    config = DatabaseConfig(environ={"LLMGINE_PERSIST_EVENTS": raw})
+    assert config.persist_events is False
+    assert config.ignored == (
+        f"LLMGINE_PERSIST_EVENTS={raw!r} is not one of 1/0/true/false/yes/no/on/off: "
+        "ignored, the event log is off",
+    )
 
 
 @pytest.mark.parametrize("url", ["postgresql://h/db", "postgres://h/db"])

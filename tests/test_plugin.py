@@ -214,7 +214,7 @@ def test_the_table_has_a_row_per_capability_and_a_column_per_backend() -> None:
     assert header.index("memory") < header.index("sqlite")
     assert any(line.startswith("poison rows") and "1 failed" in line for line in lines)
     assert any("4 passed, 1 skipped" in line for line in lines)
-    assert "  memory / restart persistence: no clock" in lines
+    assert "  memory: no clock (restart persistence)" in lines
 
 
 def test_the_command_defaults_to_the_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -107,14 +107,28 @@ def test_changing_the_retention_is_a_configuration_change(monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("LLMGINE_LOG_RETENTION", "forever"), ("LLMGINE_LOG_MAX_ROWS", "many")]
-)
-def test_invalid_retention_in_the_environment_is_a_configuration_error(
+    ("name", "value"),
+    [("LLMGINE_LOG_RETENTION", "forever"), ("LLMGINE_LOG_RETENTION", "30days"),
+     ("LLMGINE_LOG_RETENTION", "0d"), ("LLMGINE_LOG_MAX_ROWS", "many"),
+     ("LLMGINE_LOG_MAX_ROWS", "-1")],
+)  # fmt: skip
+def test_invalid_retention_in_the_environment_is_ignored_saying_so(
     name: str, value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LLMGINE_PERSIST_EVENTS", "1")
     monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigurationError, match=name.removeprefix("LLMGINE_").split("_")[0]):
-        DatabaseConfig()
+    config = DatabaseConfig()
+    assert config.persist_events  # the log stays on, keeping everything
+    assert config.log_retention is None
+    [ignored] = config.ignored
+    assert ignored.startswith(f"{name}={value!r} is ")
+    assert "ignored, log entries are kept whatever their" in ignored
+
+
+def test_a_valid_limit_beside_an_invalid_one_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGINE_LOG_RETENTION", "30days")
+    monkeypatch.setenv("LLMGINE_LOG_MAX_ROWS", "1000")
+    assert DatabaseConfig().log_retention == Retention(max_rows=1000)
 
 
 async def test_a_bus_applies_the_retention_of_its_event_log() -> None:

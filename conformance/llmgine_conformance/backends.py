@@ -132,6 +132,30 @@ class StoreFactoryBackend(Backend):
 
     ``open_store(clock)`` must return a store that sees what earlier stores
     from the same function stored (declare RESTART), or a fresh one (don't).
+    Every other capability is declared by giving the hook that provides it, named as
+    the `Backend` method (or attribute) it becomes:
+
+    ==========================  =====================  =====================================
+    hook                        declares               gives
+    ==========================  =====================  =====================================
+    ``insert_raw``              RAW_ROWS               a function(event_id=, event_class_name=,
+                                                       event_data=, due=) storing a row as given
+    ``process_opener``          PROCESSES              a picklable zero-argument callable that
+                                                       opens a store in another process
+    ``environment``             ENVIRONMENT            the ``LLMGINE_DB_*`` values for the seed API
+    ``sibling``                 NAMESPACES             a function returning a `Backend` on
+                                                       another namespace of the same database
+    ``with_session_time_zone``  SESSION_TIME_ZONE      a function(zone) returning a `Backend`
+    ``terminate_connections``   DISCONNECT             a function killing the stores'
+                                                       connections, returning how many
+    ``faults``                  FAULTS                 a `FaultInjector` attached to the engines
+    ``foreign_objects``         CATALOG                a function listing llmgine objects
+                                                       outside the namespace
+    ==========================  =====================  =====================================
+
+    ``cleanup()`` runs at `close`, after the stores are closed. ``capabilities``
+    (default RESTART, CLOCK, EVENT_LOG, plus the hooks') replaces the declared set;
+    declaring a capability without its hook is a `ValueError`.
     """
 
     def __init__(
@@ -139,11 +163,46 @@ class StoreFactoryBackend(Backend):
         open_store: Callable[[Clock], Any],
         *,
         name: str = "custom",
-        capabilities: frozenset[str] = frozenset({RESTART, CLOCK, EVENT_LOG}),
+        capabilities: frozenset[str] | None = None,
+        insert_raw: Callable[..., None] | None = None,
+        process_opener: Callable[[], Any] | None = None,
+        environment: dict[str, str] | None = None,
+        sibling: Callable[[], Backend] | None = None,
+        with_session_time_zone: Callable[[str], Backend] | None = None,
+        terminate_connections: Callable[[], int] | None = None,
+        faults: FaultInjector | None = None,
+        foreign_objects: Callable[[], list[str]] | None = None,
+        cleanup: Callable[[], None] | None = None,
     ) -> None:
+        hooks: dict[str, object] = {
+            RAW_ROWS: insert_raw, PROCESSES: process_opener, ENVIRONMENT: environment,
+            NAMESPACES: sibling, SESSION_TIME_ZONE: with_session_time_zone,
+            DISCONNECT: terminate_connections, FAULTS: faults, CATALOG: foreign_objects,
+        }  # fmt: skip
+        given = frozenset(capability for capability, hook in hooks.items() if hook is not None)
+        declared = frozenset({RESTART, CLOCK, EVENT_LOG}) | given
+        declared = declared if capabilities is None else frozenset(capabilities)
+        unknown = declared - ALL_CAPABILITIES
+        if unknown:
+            raise ValueError(f"{name}: unknown capabilities {sorted(unknown)}")
+        hookless = sorted(capability for capability in hooks if capability in declared - given)
+        if hookless:
+            raise ValueError(
+                f"{name} declares {', '.join(hookless)} without the hook that provides it "
+                "(see StoreFactoryBackend)"
+            )
         self._open_store = open_store
         self.name = name
-        self.capabilities = capabilities
+        self.capabilities = declared
+        self.faults = faults
+        self._insert_raw = insert_raw
+        self._process_opener = process_opener
+        self._environment = environment
+        self._sibling = sibling
+        self._with_session_time_zone = with_session_time_zone
+        self._terminate_connections = terminate_connections
+        self._foreign_objects = foreign_objects
+        self._cleanup = cleanup
         self._stores: list[Any] = []
 
     def open(self, *, clock: Clock | None = None) -> Any:
@@ -151,10 +210,52 @@ class StoreFactoryBackend(Backend):
         self._stores.append(store)
         return store
 
+    def insert_raw(
+        self, *, event_id: str, event_class_name: str, event_data: str, due: datetime
+    ) -> None:
+        if self._insert_raw is None:
+            super().insert_raw(
+                event_id=event_id, event_class_name=event_class_name, event_data=event_data, due=due
+            )
+            return
+        self._insert_raw(
+            event_id=event_id, event_class_name=event_class_name, event_data=event_data, due=due
+        )
+
+    def process_opener(self) -> Callable[[], Any]:
+        if self._process_opener is None:
+            return super().process_opener()
+        return self._process_opener
+
+    def environment(self) -> dict[str, str]:
+        if self._environment is None:
+            return super().environment()
+        return dict(self._environment)
+
+    def sibling(self) -> Backend:
+        return super().sibling() if self._sibling is None else self._sibling()
+
+    def with_session_time_zone(self, zone: str) -> Backend:
+        if self._with_session_time_zone is None:
+            return super().with_session_time_zone(zone)
+        return self._with_session_time_zone(zone)
+
+    def terminate_connections(self) -> int:
+        if self._terminate_connections is None:
+            return super().terminate_connections()
+        return self._terminate_connections()
+
+    def foreign_objects(self) -> list[str]:
+        if self._foreign_objects is None:
+            return super().foreign_objects()
+        return self._foreign_objects()
+
     def close(self) -> None:
         for store in self._stores:
             store.close()
         self._stores.clear()
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 class MemoryBackend(Backend):

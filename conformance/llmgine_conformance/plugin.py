@@ -17,6 +17,9 @@ capability by backend.
 from __future__ import annotations
 
 import importlib
+import signal
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +45,8 @@ from llmgine_conformance.backends import (
 from llmgine_conformance.postgres import PostgresServer, find_postgres
 
 BUILT_IN = ("memory", "sqlite", "postgres", "faulty-sqlite", "faulty-postgres")
+DEFAULT_TIMEOUT_S = 300.0
+"""Per suite test: far above the slowest test's own waits (a crash takeover waits 90 s)."""
 ALIASES = {"all": BUILT_IN, "faulty": ("faulty-sqlite", "faulty-postgres")}
 
 
@@ -81,6 +86,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="MODULE:FACTORY",
         help="a factory(tmp_path) returning a llmgine_conformance.Backend; repeatable",
+    )
+    group.addoption(
+        "--llmgine-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"fail a suite test still running after this long, setup and teardown included "
+        f"(default {DEFAULT_TIMEOUT_S:g}; 0: never)",
     )
     group.addoption(
         "--llmgine-postgres-url",
@@ -134,7 +147,23 @@ def _url_spec(url: str) -> BackendSpec:
 
 def _store_spec(target: str) -> BackendSpec:
     factory = load_factory(target)
-    return BackendSpec(f"store:{target}", lambda _request, tmp: factory(tmp))
+
+    def make(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+        made: object = factory(tmp_path)  # a third party's: not necessarily what it says
+        if not isinstance(made, Backend):
+            close = getattr(made, "close", None)
+            if callable(close):
+                close()
+            problem = (
+                f"--llmgine-store {target}: the factory returned a {type(made).__name__}, not a "
+                "llmgine_conformance.backends.Backend; return one that opens your store, e.g. "
+                "StoreFactoryBackend(lambda clock: MyStore(..., clock=clock), name='mine')"
+            )
+            request.session.shouldstop = problem  # every other test would fail the same way
+            pytest.fail(problem, pytrace=False)
+        return made
+
+    return BackendSpec(f"store:{target}", make)
 
 
 def load_factory(target: str) -> Callable[[Path], Backend]:
@@ -162,6 +191,42 @@ def require_postgres_url(server: PostgresServer) -> str:
             pytest.fail(f"{server.source} (LLMGINE_REQUIRE_POSTGRES=1 forbids skipping)")
         pytest.skip(server.source)
     return server.url
+
+
+# --- the per-test timeout ---------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Bound every suite test (setup, call, teardown): a store that hangs or loops fails its
+    test after ``--llmgine-timeout`` seconds instead of stopping the run."""
+    limit = float(item.config.getoption("--llmgine-timeout"))
+    suite_test = "llmgine_backend_spec" in getattr(item, "fixturenames", ())
+    if not suite_test or limit <= 0 or not _can_alarm():
+        return (yield)
+
+    def expire(_signum: int, _frame: object) -> None:
+        pytest.fail(
+            f"timed out after {limit:g} s (--llmgine-timeout): the store, or a thread of the "
+            "test, did not return",
+            pytrace=True,
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, limit)  # a run nested in a test (pytester)
+    started = time.monotonic()
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer > 0:  # give the enclosing run its own alarm back
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
+
+
+def _can_alarm() -> bool:
+    """SIGALRM exists (not on Windows) and this is the main thread, where handlers run."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -281,34 +346,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.user_properties.append(("llmgine_capability", capability))
 
 
+_RANK = {"passed": 0, "skipped": 1, "failed": 2}
+
+
 class Reporter:
-    """Tallies outcomes by (capability, backend) and prints the table at the end."""
+    """Tallies tests by (capability, backend) and prints the table at the end.
+
+    A test counts once, by its worst phase: a test that failed and then erred in teardown
+    is one failed test; a setup or teardown that passed says nothing."""
 
     def __init__(self) -> None:
-        self.results: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
+        self.tests: dict[tuple[str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
-        if "llmgine_backend" not in properties:
+        if "llmgine_backend" not in properties or (report.passed and report.when != "call"):
             return
         key = (str(properties["llmgine_capability"]), str(properties["llmgine_backend"]))
-        tally = self.results[key]
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            if report.passed:
-                tally.passed += 1
-            elif report.skipped:
-                tally.skipped += 1
-                tally.reasons.add(_skip_reason(report))
-            else:
-                tally.failed += 1
-        elif report.when == "teardown" and report.failed:
-            tally.failed += 1
+        outcome = "failed" if report.failed else "skipped" if report.skipped else "passed"
+        reason = _skip_reason(report) if report.skipped else ""
+        seen = self.tests[key].get(report.nodeid)
+        if seen is None or _RANK[outcome] > _RANK[seen[0]]:
+            self.tests[key][report.nodeid] = (outcome, reason)
+
+    @property
+    def results(self) -> dict[tuple[str, str], _Tally]:
+        """The tally of each (capability, backend)."""
+        tallies: dict[tuple[str, str], _Tally] = {}
+        for key, tests in self.tests.items():
+            tally = tallies[key] = _Tally()
+            for outcome, reason in tests.values():
+                setattr(tally, outcome, getattr(tally, outcome) + 1)
+                if reason:
+                    tally.reasons.add(reason)
+        return tallies
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """After pytest's own summary line, so the run ends with the table and the verdict."""
         terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if self.results and terminal is not None:
-            for line in [*format_table(self.results), "", *verdicts(self.results)]:
+        results = self.results
+        if results and terminal is not None:
+            for line in [*format_table(results), "", *verdicts(results)]:
                 terminal.write_line(line)
 
 
@@ -331,17 +409,21 @@ def format_table(results: dict[tuple[str, str], _Tally]) -> list[str]:
     lines.append("  ".join("-" * width for width in widths))
     lines += ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
               for row in rows]  # fmt: skip
-    reasons = sorted(
-        (backend, capability, reason)
-        for (capability, backend), tally in results.items()
-        for reason in tally.reasons
-    )
-    if reasons:
-        lines.append("skipped because:")
-        lines += [
-            f"  {backend} / {capability}: {reason}" for backend, capability, reason in reasons
-        ]
-    return lines
+    return lines + skip_reasons(results, backends)
+
+
+def skip_reasons(results: dict[tuple[str, str], _Tally], backends: list[str]) -> list[str]:
+    """Each backend's skip reasons, each said once, with the capabilities it skipped."""
+    lines = []
+    for backend in backends:
+        by_reason: dict[str, set[str]] = defaultdict(set)
+        for (capability, name), tally in results.items():
+            if name == backend:
+                for reason in tally.reasons:
+                    by_reason[reason.removeprefix(f"{backend} ")].add(capability)
+        lines += [f"  {backend}: {reason} ({', '.join(sorted(capabilities))})"
+                  for reason, capabilities in sorted(by_reason.items())]  # fmt: skip
+    return ["skipped because:", *lines] if lines else []
 
 
 def verdicts(results: dict[tuple[str, str], _Tally]) -> list[str]:

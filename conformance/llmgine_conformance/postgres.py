@@ -8,6 +8,7 @@ into a skip, or into a failure when ``LLMGINE_REQUIRE_POSTGRES=1``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -76,6 +77,13 @@ def find_postgres(
     if explicit:
         return PostgresServer(explicit, "explicit URL")
     answers, why = docker()
+    if answers and start is start_container and importlib.util.find_spec("testcontainers") is None:
+        return PostgresServer(
+            None,
+            "no PostgreSQL: a Docker engine answers but testcontainers is not installed: "
+            "pip install 'llmgine[containers]', or set LLMGINE_TEST_POSTGRES_URL "
+            "(or --llmgine-postgres-url)",
+        )
     if answers:
         return start()
     return PostgresServer(

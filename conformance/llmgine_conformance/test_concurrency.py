@@ -11,8 +11,9 @@ import multiprocessing
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -32,6 +33,19 @@ CAPABILITY = "concurrent instances"
 
 TIMEOUT_S = 60.0
 """Upper bound for a worker; a hang fails the test instead of blocking the run."""
+
+
+@contextmanager
+def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool that, when the test fails (a worker timed out), does not wait for its threads:
+    a hung store call would otherwise keep the test, and the run, waiting for ever."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 class Run:
@@ -68,7 +82,7 @@ class Run:
 
     def run(self, adders: list[Callable[[], None]], deliverers: list[Callable[[], None]]) -> None:
         """Run every worker on its own thread until the adders are done; re-raise failures."""
-        with ThreadPoolExecutor(max_workers=len(adders) + len(deliverers)) as pool:
+        with thread_pool(len(adders) + len(deliverers)) as pool:
             delivering: list[Future[None]] = [pool.submit(work) for work in deliverers]
             try:
                 for future in [pool.submit(work) for work in adders]:
@@ -103,13 +117,17 @@ def test_concurrent_claims_never_return_the_same_event(backend: Backend) -> None
     start = threading.Barrier(4)
 
     def claim_until_none_left() -> list[str]:
-        store, owner, mine = backend.open(), f"owner-{uuid.uuid4()}", []
+        store, owner = backend.open(), f"owner-{uuid.uuid4()}"
+        mine: list[str] = []
         start.wait(timeout=TIMEOUT_S)
-        while claimed := store.claim(owner, due_before=FAR_FUTURE, lease=LEASE, limit=5):
+        for _ in range(len(events) + 1):  # each round takes at least one of the 200 events
+            claimed = store.claim(owner, due_before=FAR_FUTURE, lease=LEASE, limit=5)
+            if not claimed:
+                return mine
             mine += ids(claimed)
-        return mine
+        raise AssertionError(f"claim kept returning events after {len(events)} were claimed")
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with thread_pool(4) as pool:
         results = [pool.submit(claim_until_none_left) for _ in range(4)]
         claims = [future.result(timeout=TIMEOUT_S) for future in results]
     everything = [event_id for mine in claims for event_id in mine]

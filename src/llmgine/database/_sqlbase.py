@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, func, insert, select
+from sqlalchemy import Connection, Engine, Insert, func, insert, inspect, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateSchema
 
@@ -186,6 +186,30 @@ class SqlBase:
             yield conn
             if self._file is not None and file_identity(self._file) != self._file_id:
                 raise self._file_lost(operation)  # before the commit: it rolls back
+
+    def tables_present(self) -> bool:
+        """Whether this store's tables exist, found without creating anything (not even the
+        SQLite file); a fault raises `StoreUnavailableError`."""
+        if self._ready:
+            return True
+        if self._file is not None and not os.path.exists(self._file):
+            return False
+        with self._errors("inspect"), self._engine.connect() as conn:
+            found = inspect(conn)
+            return all(
+                found.has_table(table.name, schema=table.schema)
+                for table in (self._tables.scheduled, self._tables.log, self._tables.meta)
+            )
+
+    @contextmanager
+    def _reading(self, operation: str) -> Iterator[Connection | None]:
+        """A transaction for a call that only reads: None, and nothing created, while the
+        tables do not exist (the caller answers "nothing"); else as `_begin`."""
+        if not self._ready and not self.tables_present():
+            yield None
+            return
+        with self._begin(operation) as conn:
+            yield conn
 
     def _file_lost(self, operation: str) -> StoreUnavailableError:
         """The SQLite file was deleted or replaced under this store: its connections write

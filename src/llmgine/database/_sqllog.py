@@ -95,7 +95,9 @@ class SqlEventLog(SqlBase):
             query = query.where(t.c.id > after_id)
         if limit is not None:
             query = query.limit(limit)
-        with self._begin("read") as conn:
+        with self._reading("read") as conn:
+            if conn is None:
+                return []
             return [
                 LogEntry(
                     id=row.id,

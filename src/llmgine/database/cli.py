@@ -3,7 +3,8 @@
 ``llmgine-db check`` says which database the environment selects, whether it
 can be reached, which schema version it holds and how many events wait in it.
 ``llmgine-db quarantined`` lists the rows that could not be restored, with why.
-Exit status 0 when healthy, 1 when not, 2 for a bad configuration.
+Exit status 0 when healthy, 1 when not, 2 for a bad configuration (also for an
+event-log setting that is ignored because it is invalid).
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ def check(out: TextIO) -> int:
     )
     print(f"tables:         {where}", file=out)
     print(f"event log:      {'on' if config.persist_events else 'off'}", file=out)
+    for ignored in config.ignored:
+        print(f"configuration:  IGNORED: {ignored}", file=out)
     try:
         store = DatabaseEngine.get_store()
-        store.setup()
+        if not store.tables_present():  # check only looks: it creates no file and no table
+            print("schema version: none: no tables yet (the first write creates them)", file=out)
+            return 2 if config.ignored else 0
+        store.setup()  # checks schema_version; the tables are there
         tables = store.tables
         with store.engine.connect() as conn:
             version = conn.scalar(
@@ -52,7 +58,7 @@ def check(out: TextIO) -> int:
     print(f"schema version: {version}", file=out)
     print(f"scheduled:      {pending} stored, {quarantined} quarantined", file=out)
     print(f"event log rows: {logged}", file=out)
-    return 0
+    return 2 if config.ignored else 0
 
 
 def quarantined(out: TextIO) -> int:
@@ -70,10 +76,50 @@ def quarantined(out: TextIO) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Diagnostics for the database the environment configures (LLMGINE_DB_URL,
+LLMGINE_DB_SCHEMA and the other LLMGINE_* variables): the one the bus and the
+module functions use. Neither command creates a file, a schema or a table."""
+
+EPILOG = """\
+exit status:
+    0  healthy
+    1  the database cannot be reached or used
+    2  a bad configuration (also an event-log setting ignored because it is invalid)"""
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``llmgine-db`` command line: one subcommand per diagnostic, each with its help."""
+    top = argparse.ArgumentParser(
+        prog="llmgine-db",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "check",
+        help="which database and tables the environment selects, whether they can be "
+        "reached, their schema version, how many events wait and how many are logged",
+        description="Say which database and tables the environment selects, whether they "
+        "can be reached, which schema version they hold, how many scheduled events wait "
+        "(and how many are quarantined) and how many event-log rows there are.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands.add_parser(
+        "quarantined",
+        help="the stored scheduled events that could not be restored, each with the reason",
+        description="List the scheduled events that could not be restored (unknown class, "
+        "malformed data): event id, class and reason, one per line. They stay stored.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return top
+
+
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
-    parser = argparse.ArgumentParser(prog="llmgine-db", description=__doc__)
-    parser.add_argument("command", choices=["check", "quarantined"])
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return check(out) if args.command == "check" else quarantined(out)
     finally:

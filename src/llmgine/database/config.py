@@ -3,19 +3,26 @@
 ``LLMGINE_DB_URL``          database URL (default ``sqlite:///./message_bus.db``);
                             a plain ``postgresql://`` or ``postgres://`` URL uses psycopg 3
 ``LLMGINE_DB_SCHEMA``       PostgreSQL schema, or SQLite table prefix (default ``message_bus``)
-``LLMGINE_PERSIST_EVENTS``  ``1`` turns the event log on (default off)
+``LLMGINE_PERSIST_EVENTS``  ``1`` turns the event log on (default off); booleans are
+                            ``1/0/true/false/yes/no/on/off``, any case
 ``LLMGINE_LOG_RETENTION``   optional: purge event-log entries older than this (``30d``, ``12h``...)
 ``LLMGINE_LOG_MAX_ROWS``    optional: keep only this many newest event-log entries
 ``LLMGINE_DB_POOL_SIZE``    connections kept open per engine (default 2; ``0``: none kept)
 ``LLMGINE_DB_MAX_OVERFLOW`` connections opened beyond the pool when busy (default 3)
 ``LLMGINE_DB_POOL_TIMEOUT`` seconds to wait for a free connection (default 10)
+
+An invalid URL, schema or pool setting disables persistence. An invalid event-log
+setting (the last three of the first five) is ignored, with the reason kept in
+`DatabaseConfig.ignored` and logged as an error: the event log stays off (an invalid
+flag) or keeps everything (an invalid limit), and scheduled events are persisted as usual.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
@@ -116,27 +123,74 @@ def parse_retention(max_age: str, max_rows: str) -> Retention | None:
     """The event-log `Retention` the two variables ask for, or None; `ConfigurationError`."""
     if not max_age.strip() and not max_rows.strip():
         return None
+    return Retention(max_age=_max_age(max_age), max_rows=_max_rows(max_rows))
+
+
+def _max_age(raw: str) -> timedelta | None:
+    if not raw.strip():
+        return None
     try:
-        rows = int(max_rows) if max_rows.strip() else None
+        age = parse_duration(raw)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"{ENV_LOG_RETENTION}={raw!r} is not a duration: use a number and a unit, "
+            "s, m, h, d or w (e.g. 30d)"
+        ) from None
+    if age <= timedelta(0):
+        raise ConfigurationError(f"{ENV_LOG_RETENTION}={raw!r} is not a positive duration")
+    return age
+
+
+def _max_rows(raw: str) -> int | None:
+    if not raw.strip():
+        return None
+    try:
+        rows = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{ENV_LOG_MAX_ROWS}={max_rows!r} is not a whole number") from None
-    try:
-        age = parse_duration(max_age) if max_age.strip() else None
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{ENV_LOG_RETENTION}: {exc}") from None
-    return Retention(max_age=age, max_rows=rows)
+        raise ConfigurationError(f"{ENV_LOG_MAX_ROWS}={raw!r} is not a whole number") from None
+    if rows < 0:
+        raise ConfigurationError(f"{ENV_LOG_MAX_ROWS}={raw!r} is negative")
+    return rows
 
 
-def parse_flag(raw: str) -> bool:
+def parse_flag(raw: str, name: str = ENV_PERSIST_EVENTS) -> bool:
     """``1/true/yes/on`` and ``0/false/no/off/(empty)``, any case; else `ConfigurationError`."""
     value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ConfigurationError(
-        f"{ENV_PERSIST_EVENTS}={raw!r} is not one of 1/0/true/false/yes/no/on/off"
-    )
+    raise ConfigurationError(f"{name}={raw!r} is not one of 1/0/true/false/yes/no/on/off")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """The event-log settings of the environment, each invalid one replaced by its default.
+
+    ``ignored`` says, one sentence each, what was ignored and what is done instead.
+    """
+
+    persist_events: bool
+    retention: Retention | None
+    ignored: tuple[str, ...] = ()
+
+
+def parse_log_settings(persist: str, max_age: str, max_rows: str) -> LogSettings:
+    """The `LogSettings` of the three variables; never raises: an invalid value is ignored."""
+    ignored: list[str] = []
+
+    def lenient(parse: Callable[[str], Any], raw: str, default: Any, instead: str) -> Any:
+        try:
+            return parse(raw)
+        except ConfigurationError as exc:
+            ignored.append(f"{exc}: ignored, {instead}")
+            return default
+
+    persist_events = lenient(parse_flag, persist, False, "the event log is off")
+    age = lenient(_max_age, max_age, None, "log entries are kept whatever their age")
+    rows = lenient(_max_rows, max_rows, None, "log entries are kept whatever their number")
+    retention = None if age is None and rows is None else Retention(max_age=age, max_rows=rows)
+    return LogSettings(persist_events, retention, tuple(ignored))
 
 
 def normalize_url(raw: str) -> URL:
@@ -192,8 +246,10 @@ class DatabaseConfig:
 
     ``DatabaseConfig()`` reads the environment, as the original module did (and
     the two optional retention variables). Raises `ConfigurationError` for an
-    unparsable URL, an invalid schema name, an unrecognised
-    ``LLMGINE_PERSIST_EVENTS`` value or an invalid retention.
+    unparsable URL, an invalid schema name or invalid pool settings. An invalid
+    event-log setting (``LLMGINE_PERSIST_EVENTS``, ``LLMGINE_LOG_RETENTION``,
+    ``LLMGINE_LOG_MAX_ROWS``) does not stop scheduled-event persistence: it is
+    ignored and said in ``ignored``.
     """
 
     db_url: str
@@ -202,6 +258,8 @@ class DatabaseConfig:
     log_retention: Retention | None
     pool: PoolSettings
     url: URL = field(repr=False, compare=False)
+    ignored: tuple[str, ...] = field(compare=False)
+    """The invalid event-log settings ignored, one sentence each (see `parse_log_settings`)."""
 
     def __init__(
         self,
@@ -212,6 +270,7 @@ class DatabaseConfig:
         log_retention: Retention | None = None,
         pool: PoolSettings | None = None,
         environ: Mapping[str, str] | None = None,
+        ignored: tuple[str, ...] = (),
     ) -> None:
         if db_url is None or schema is None or persist_events is None:
             env_url, env_schema, env_persist, env_age, env_rows, *env_pool = read_environment(
@@ -219,8 +278,10 @@ class DatabaseConfig:
             )
             db_url = env_url if db_url is None else db_url
             schema = env_schema if schema is None else schema
-            persist_events = parse_flag(env_persist) if persist_events is None else persist_events
-            log_retention = log_retention or parse_retention(env_age, env_rows)
+            log = parse_log_settings(env_persist, env_age, env_rows)
+            persist_events = log.persist_events if persist_events is None else persist_events
+            log_retention = log_retention or log.retention
+            ignored = ignored + log.ignored
             pool = pool or parse_pool(*env_pool)
         url = normalize_url(db_url)
         validate_schema(schema, postgres=url.get_backend_name() == "postgresql")
@@ -230,6 +291,7 @@ class DatabaseConfig:
         object.__setattr__(self, "log_retention", log_retention)
         object.__setattr__(self, "pool", pool or PoolSettings())
         object.__setattr__(self, "url", url)
+        object.__setattr__(self, "ignored", ignored)
 
     def __repr__(self) -> str:
         return (

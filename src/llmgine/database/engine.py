@@ -28,9 +28,8 @@ from llmgine.database._faultlog import FaultLog
 from llmgine.database._model_session import models_engine
 from llmgine.database.config import (
     DatabaseConfig,
-    parse_flag,
+    parse_log_settings,
     parse_pool,
-    parse_retention,
     read_environment,
 )
 from llmgine.database.connect import create_engine_for
@@ -80,13 +79,17 @@ class DatabaseEngine:
 
     @classmethod
     def _apply(cls, raw: tuple[str, ...]) -> None:
+        log = parse_log_settings(*raw[2:5])
+        for ignored in log.ignored:
+            logger.error("llmgine event-log setting %s (scheduled events are persisted)", ignored)
         try:
             new: DatabaseConfig | None = DatabaseConfig(
                 db_url=raw[0],
                 schema=raw[1],
-                persist_events=parse_flag(raw[2]),
-                log_retention=parse_retention(raw[3], raw[4]),
+                persist_events=log.persist_events,
+                log_retention=log.retention,
                 pool=parse_pool(*raw[5:8]),
+                ignored=log.ignored,
             )
             error = None
         except ConfigurationError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,7 +144,26 @@ class SQLAlchemyStore(SqlEventLog):
         store._owns_engine = True
         return store
 
-    # --- schema -------------------------------------------------------------------
+    @classmethod
+    def from_environment(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> SQLAlchemyStore:
+        """A store on the database and tables the environment configures (``LLMGINE_DB_URL``,
+        ``LLMGINE_DB_SCHEMA``, the pool variables): the ones the environment-driven bus and
+        the module functions use. For reading the event log back, for instance. It owns a
+        new engine: `close` it when done. Raises `ConfigurationError` for an invalid setting.
+        """
+        from llmgine.database.config import DatabaseConfig
+
+        config = DatabaseConfig(environ=environ)
+        store = cls(
+            create_engine_for(config.url, pool=config.pool), naming=config.naming, clock=clock
+        )
+        store._owns_engine = True
+        return store
 
     # --- ScheduledEventStore ---------------------------------------------------------
 
@@ -343,14 +362,16 @@ class SQLAlchemyStore(SqlEventLog):
             return events
 
     def next_due(self) -> datetime | None:
-        with self._begin("next_due") as conn:
+        with self._reading("next_due") as conn:
+            if conn is None:
+                return None
             due: datetime | None = conn.scalar(self._next_due, self._at_now())
             return due
 
     def now(self) -> datetime:
         if not self._server_clock:
             return to_utc(self._clock())
-        with self._begin("now") as conn:
+        with self._errors("now"), self._engine.connect() as conn:  # no tables needed
             now = conn.scalar(self._now)
             assert isinstance(now, datetime)
             return now.astimezone(UTC)
@@ -367,7 +388,9 @@ class SQLAlchemyStore(SqlEventLog):
             .where(t.c.quarantine_reason.isnot(None))
             .order_by(t.c.id)
         )
-        with self._begin("quarantined") as conn:
+        with self._reading("quarantined") as conn:
+            if conn is None:
+                return []
             return [
                 QuarantinedEvent(
                     event_id=row[0], event_class_name=row[1], reason=row[2], event_data=row[3]

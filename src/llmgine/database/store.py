@@ -120,11 +120,14 @@ class ScheduledEventStore(Protocol):
         ...
 
     def next_due(self) -> datetime | None:
-        """The earliest due instant among claimable events, or None if none."""
+        """The earliest due instant among claimable events, or None if none.
+
+        Only reads: on a database without the tables it returns None and creates nothing.
+        """
         ...
 
     def quarantined(self) -> list[QuarantinedEvent]:
-        """Every quarantined row, in insertion order."""
+        """Every quarantined row, in insertion order; only reads (no tables: [])."""
         ...
 
     def now(self) -> datetime:
@@ -168,6 +171,7 @@ class EventLog(Protocol):
 
         ``since`` is inclusive and ``until`` exclusive, both on the event's
         timestamp; ``after_id`` returns only entries after that id (paging).
+        Only reads: on a database without the tables it returns [] and creates nothing.
         """
         ...
 
