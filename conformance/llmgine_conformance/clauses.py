@@ -160,8 +160,15 @@ CLAUSES: dict[str, tuple[str, ...]] = {
         "test_leases::test_take_all_and_next_due_see_a_lease_end_exactly_as_claim_does",
         "test_poison_rows::test_the_quarantined_row_is_skipped_from_then_on",
     ),
-    "Every quarantined row, in insertion order.": (
+    "Every quarantined row, in insertion order; only reads (no tables: []).": (
         "test_poison_rows::test_several_quarantined_rows_are_listed_in_insertion_order_each_with_its_reason",
+        "test_restart::test_a_store_only_read_from_finds_nothing_and_stays_empty",
+    ),
+    "Only reads: on a database without the tables it returns None and creates nothing.": (
+        "test_restart::test_a_store_only_read_from_finds_nothing_and_stays_empty",
+    ),
+    "Only reads: on a database without the tables it returns [] and creates nothing.": (
+        "test_restart::test_a_store_only_read_from_finds_nothing_and_stays_empty",
     ),
     "Release resources this store created.": ("test_restart::test_closing_twice_is_harmless",),
     "Idempotent.": ("test_restart::test_closing_twice_is_harmless",),

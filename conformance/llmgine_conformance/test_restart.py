@@ -294,6 +294,17 @@ def test_next_due_is_the_earliest_claimable_instant(store: Any) -> None:
     assert due.utcoffset() == timedelta(0)
 
 
+def test_a_store_only_read_from_finds_nothing_and_stays_empty(backend: Backend) -> None:
+    """Reads on a location nothing was written to answer empty (and, for the SQL store, create
+    no file, schema or table: see the repository's tests/test_reading_the_log.py)."""
+    reader = backend.open()
+    assert reader.next_due() is None
+    assert reader.quarantined() == []
+    if hasattr(reader, "read"):
+        assert reader.read() == []
+    assert backend.open().take_all() == []
+
+
 def test_next_due_is_none_once_everything_is_taken(store: Any) -> None:
     store.add([ConformanceReminder()])
     store.take_all()
