@@ -189,16 +189,17 @@ class SqlBase:
 
     def tables_present(self) -> bool:
         """Whether this store's tables exist, found without creating anything (not even the
-        SQLite file); a fault raises `StoreUnavailableError`."""
+        SQLite file); a fault raises `StoreUnavailableError`. Tables left by the original
+        module (no meta table yet) count: reading them upgrades them first."""
         if self._ready:
             return True
         if self._file is not None and not os.path.exists(self._file):
             return False
         with self._errors("inspect"), self._engine.connect() as conn:
             found = inspect(conn)
-            return all(
+            return any(
                 found.has_table(table.name, schema=table.schema)
-                for table in (self._tables.scheduled, self._tables.log, self._tables.meta)
+                for table in (self._tables.scheduled, self._tables.log)
             )
 
     @contextmanager
