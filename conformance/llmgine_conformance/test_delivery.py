@@ -125,6 +125,35 @@ async def test_completions_failing_past_the_lease_never_make_a_bus_deliver_again
 
 
 @pytest.mark.asyncio
+async def test_an_event_whose_completion_found_another_owner_is_never_delivered_here_again(
+    buses: Callable[..., Any], backend: Backend
+) -> None:
+    """While completion failed the lease ran out; another bus claimed the row and gave it back
+    (a claim of its own whose answer was lost), so the row is claimable again. The first bus
+    must complete it when it claims it back, not deliver it a second time."""
+    handed_back = threading.Event()
+
+    def complete(original: Any, owner: str, event_ids: Any) -> int:
+        if handed_back.is_set():
+            return int(original(owner, event_ids))
+        handed_back.set()
+        original.__self__.release(owner, event_ids)  # another owner had it, and let it go
+        return 0
+
+    bus = buses(lease=LEASE, poll_interval=0.1, hooks={"complete": complete})
+    inbox = Deliveries(bus)
+    await bus.start()
+    event = ScheduledEvent(scheduled_time=soon(0.3))
+    await bus.publish(event)
+    await inbox.wait_for(1)
+    await until(lambda: bus.scheduler.stats.completed >= 1)
+
+    assert inbox.ids == [event.event_id]
+    assert bus.scheduler.stats.claimed == 2
+    assert backend.open().next_due() is None
+
+
+@pytest.mark.asyncio
 async def test_a_claim_whose_answer_was_lost_strands_nothing(
     buses: Callable[..., Any],
 ) -> None:

@@ -395,10 +395,13 @@ class DurableScheduler:
             return
         self._faults.reset("complete")
         self._claimed -= ids
-        self._fired -= ids
-        self._finished -= ids
         for event_id in ids:
             self._deadline.pop(event_id, None)
+        if done == len(ids):
+            self._fired -= ids
+            self._finished -= ids
+        # Else some row was not ours any more (its lease ran out while completion failed): it
+        # may come back to this instance (another released it), so it stays known as delivered.
         self.stats.completed += done
 
     async def _idle(self, seconds: float) -> bool:
