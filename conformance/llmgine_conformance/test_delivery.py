@@ -10,6 +10,7 @@ replaced through ``MessageBus(clock=...)``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -151,6 +152,39 @@ async def test_an_event_whose_completion_found_another_owner_is_never_delivered_
     assert inbox.ids == [event.event_id]
     assert bus.scheduler.stats.claimed == 2
     assert backend.open().next_due() is None
+
+
+@pytest.mark.asyncio
+async def test_an_event_waiting_for_its_lease_and_claimed_again_is_delivered_once(
+    buses: Callable[..., Any],
+) -> None:
+    """Due past its deadline while renewals and claims fail, the event waits for its lease to
+    be confirmed; the bus's own claim takes it back first, then a renewal confirms it too."""
+    claims_fail, renewals_fail, completions_fail = (threading.Event() for _ in range(3))
+    hooks = {
+        "claim": fail_while(claims_fail),
+        "renew": fail_while(renewals_fail),
+        "complete": fail_while(completions_fail),
+    }
+    bus = buses(lease=LEASE, poll_interval=0.1, hooks=hooks)
+    inbox = Deliveries(bus)
+    await bus.start()
+    event = ScheduledEvent(scheduled_time=soon(1.5))
+    await bus.publish(event)
+    await until(lambda: bus.scheduler.stats.claimed == 1)
+    claims_fail.set()
+    renewals_fail.set()
+    completions_fail.set()
+    await until(lambda: bus.scheduler.stats.fenced >= 1)  # due; its lease has run out
+    claims_fail.clear()
+    await until(lambda: bus.scheduler.stats.claimed == 2)  # its own claim took it back
+    await inbox.wait_for(1)
+    renewals_fail.clear()
+    await asyncio.sleep(1.5)  # a renewal confirms the lease meanwhile: no second delivery
+    completions_fail.clear()
+    await until(lambda: bus.scheduler.stats.completed >= 1)
+
+    assert inbox.ids == [event.event_id]
 
 
 @pytest.mark.asyncio

@@ -354,6 +354,8 @@ class DurableScheduler:
         self._deliver(event)
 
     def _deliver(self, event: ScheduledEvent) -> None:
+        if event.event_id in self._fired:
+            return  # fired here already (claimed again meanwhile): never twice from one bus
         self._fired.add(event.event_id)
         late = self.now() - to_utc(event.scheduled_time)
         grace = self.settings.misfire_grace
@@ -486,6 +488,7 @@ class DurableScheduler:
         self._claimed.add(event_id)
         self._deadline[event_id] = deadline
         self._unsaved.discard(event_id)
+        self._unconfirmed.pop(event_id, None)  # this claim confirms the lease: fire as usual
         if event_id not in self._fired:
             self._wait_for(event)
         elif event_id in self._finished:  # delivered here already: complete, never re-deliver
